@@ -1,0 +1,113 @@
+# djamms: `make run` brings up a local instance, `make test` runs every test.
+# Build outputs go to build/ (or build-asan/ with SAN=1); nothing else is
+# written outside var/ and the temp dirs the tests make.
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BINDIR	 = $(PREFIX)/bin
+DATADIR	 = $(PREFIX)/share
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+
+CC	?= cc
+PKGS	 = json-c libpq hiredis libjwt openssl
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
+	   $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	   -DDJAMMS_SQL_DIR_DEFAULT='"$(DATADIR)/djamms/sql"'
+LDFLAGS	+= -pie -Wl,-z,relro,-z,now
+LDLIBS	 = -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SAN),1)
+B	 = build-asan
+CFLAGS	+= -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined -U_FORTIFY_SOURCE
+LDFLAGS	+= -fsanitize=address,undefined
+else
+B	 = build
+endif
+
+CORE_SRC = fcgi/config.c fcgi/db.c fcgi/log.c fcgi/mpool.c fcgi/redis.c \
+	   fcgi/req.c fcgi/resp.c fcgi/router.c fcgi/master.c fcgi/worker.c \
+	   fcgi/migrate.c handlers/system.c
+CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
+HDRS	 = $(wildcard fcgi/*.h)
+
+.PHONY: all deps run test test-unit test-integration test-sanitize bench \
+	install uninstall clean
+.DEFAULT_GOAL := all
+
+all: $(B)/djamms $(B)/test_unit $(B)/test_integration $(B)/bare_responder
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/djamms: $(CORE_OBJ) $(B)/fcgi/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/test_unit: $(CORE_OBJ) $(B)/tests/unit.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(B)/test_integration: $(B)/tests/integration.o $(B)/tests/http.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl $(shell pkg-config --libs json-c)
+
+$(B)/bare_responder: $(B)/tests/bench/bare_responder.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lfcgi
+
+$(B)/tests/%.o: tests/%.c tests/http.h $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Installs Debian packages that are missing (needs root or sudo).
+deps:
+	@tools/deps
+
+run: deps all
+	@tools/run
+
+# Every test: unit and integration, then the same under ASan/UBSan.
+test:
+	@tools/deps --quiet
+	@tests/run-all
+
+test-unit: $(B)/test_unit
+	$(B)/test_unit
+
+test-integration: all
+	@tests/run-all --only plain
+
+test-sanitize:
+	@tests/run-all --only asan
+
+bench: all
+	@tests/bench/run
+
+install: $(B)/djamms
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/djamms/sql \
+	    $(DESTDIR)$(DATADIR)/djamms/nginx/snippets $(DESTDIR)$(DATADIR)/doc/djamms \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/djamms \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	install -m 0755 $(B)/djamms $(DESTDIR)$(BINDIR)/djamms
+	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/djamms/sql/
+	install -m 0644 nginx/*.in $(DESTDIR)$(DATADIR)/djamms/nginx/
+	install -m 0644 nginx/snippets/*.conf $(DESTDIR)$(DATADIR)/djamms/nginx/snippets/
+	install -m 0644 docs/openapi.yaml README.md $(DESTDIR)$(DATADIR)/doc/djamms/
+	for u in djamms.socket djamms.service djamms-migrate.service; do \
+	    tools/render systemd/$$u.in BINDIR=$(BINDIR) SYSCONFDIR=$(SYSCONFDIR) \
+	        DATADIR=$(DATADIR) > $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 systemd/djamms.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/djamms.conf
+	install -m 0644 systemd/djamms.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/djamms.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env || \
+	    install -m 0640 systemd/djamms.env.example $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/djamms
+	rm -rf $(DESTDIR)$(DATADIR)/djamms $(DESTDIR)$(DATADIR)/doc/djamms
+	rm -f $(DESTDIR)$(UNITDIR)/djamms.socket $(DESTDIR)$(UNITDIR)/djamms.service \
+	    $(DESTDIR)$(UNITDIR)/djamms-migrate.service
+
+clean:
+	rm -rf build build-asan

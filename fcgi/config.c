@@ -1,0 +1,142 @@
+/*
+ * fcgi/config.c: configuration from the environment (systemd's
+ * EnvironmentFile=, or the shell). Every variable is validated at start;
+ * a bad value stops the program with a message naming the variable, the
+ * value and what would be accepted, before anything listens.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "djamms.h"
+
+struct config	 cfg;
+
+int
+config_parse_long(const char *s, long min, long max, long *val)
+{
+	char	*end;
+	long	 v;
+
+	if (s == NULL || *s == '\0')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*val = v;
+	return 0;
+}
+
+static int	 bad;
+
+static const char *
+env_str(const char *name, const char *def, int required)
+{
+	const char	*v = getenv(name);
+
+	if (v == NULL || *v == '\0') {
+		if (required && def == NULL) {
+			fprintf(stderr, "djamms: %s is not set (required)\n", name);
+			bad++;
+		}
+		return def;
+	}
+	return v;
+}
+
+static long
+env_long(const char *name, long def, long min, long max)
+{
+	const char	*v = getenv(name);
+	long		 n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	if (config_parse_long(v, min, max, &n) != 0) {
+		fprintf(stderr, "djamms: %s=\"%s\" is not a whole number "
+		    "between %ld and %ld\n", name, v, min, max);
+		bad++;
+		return def;
+	}
+	return n;
+}
+
+static int
+env_log_level(void)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	const char	*v = getenv("DJAMMS_LOG_LEVEL");
+	int		 i;
+
+	if (v == NULL || *v == '\0')
+		return LOG_INFO;
+	for (i = 0; i < 4; i++)
+		if (strcmp(v, names[i]) == 0)
+			return i;
+	fprintf(stderr, "djamms: DJAMMS_LOG_LEVEL=\"%s\" must be one of "
+	    "debug, info, warn, error\n", v);
+	bad++;
+	return LOG_INFO;
+}
+
+int
+config_load(enum config_need need)
+{
+	long	 ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	bad = 0;
+	if (ncpu < 1)
+		ncpu = 1;
+	cfg.log_level = env_log_level();
+	cfg.database_url = env_str("DJAMMS_DATABASE_URL", NULL, 1);
+	cfg.db_statement_timeout_ms = env_long("DJAMMS_DB_STATEMENT_TIMEOUT_MS",
+	    5000, 10, 3600000);
+	cfg.sql_dir = env_str("DJAMMS_SQL_DIR", DJAMMS_SQL_DIR_DEFAULT, 0);
+	if (need == CONFIG_MIGRATE)
+		return bad ? -1 : 0;
+
+	cfg.listen_path = env_str("DJAMMS_LISTEN", "/run/djamms/djamms.sock", 0);
+	if (strlen(cfg.listen_path) >= 100) {
+		fprintf(stderr, "djamms: DJAMMS_LISTEN=\"%s\" is longer than a "
+		    "unix socket path may be (99 bytes)\n", cfg.listen_path);
+		bad++;
+	}
+	cfg.socket_group = env_str("DJAMMS_SOCKET_GROUP", NULL, 0);
+	cfg.workers = (int)env_long("DJAMMS_WORKERS", 2 * ncpu, 1, 512);
+	cfg.max_requests = env_long("DJAMMS_MAX_REQUESTS", 10000, 0, LONG_MAX);
+	cfg.request_timeout_ms = env_long("DJAMMS_REQUEST_TIMEOUT_MS", 30000,
+	    100, 86400000);
+	cfg.drain_timeout_ms = env_long("DJAMMS_DRAIN_TIMEOUT_MS", 10000, 0,
+	    3600000);
+	cfg.redis_url = env_str("DJAMMS_REDIS_URL", "redis://127.0.0.1:6379", 0);
+	cfg.redis_timeout_ms = env_long("DJAMMS_REDIS_TIMEOUT_MS", 250, 1, 60000);
+	cfg.storage_dir = env_str("DJAMMS_STORAGE_DIR", "/var/lib/djamms", 0);
+	cfg.storage_min_free_mb = env_long("DJAMMS_STORAGE_MIN_FREE_MB", 512, 0,
+	    LONG_MAX / 2);
+	cfg.body_max = env_long("DJAMMS_BODY_MAX", 1048576, 1024, 64L << 20);
+	cfg.json_max_depth = (int)env_long("DJAMMS_JSON_MAX_DEPTH", 32, 2, 1000);
+	cfg.test_routes = (int)env_long("DJAMMS_TEST_ROUTES", 0, 0, 1);
+
+	{
+		char	 host[256];
+		int	 port, db, is_unix;
+
+		if (rds_parse_url(cfg.redis_url, host, sizeof(host), &port,
+		    &db, &is_unix) != 0) {
+			fprintf(stderr, "djamms: DJAMMS_REDIS_URL=\"%s\" is not "
+			    "redis://host:port[/db] or unix:/path\n",
+			    cfg.redis_url);
+			bad++;
+		}
+	}
+	if (cfg.storage_dir[0] != '/') {
+		fprintf(stderr, "djamms: DJAMMS_STORAGE_DIR=\"%s\" must be an "
+		    "absolute path\n", cfg.storage_dir);
+		bad++;
+	}
+	return bad ? -1 : 0;
+}

@@ -1,0 +1,350 @@
+/*
+ * fcgi/djamms.h: the internal header. One section per source file, in the
+ * order a request meets them: configuration, memory pool, logging, the
+ * shared pool counters, database, Redis, request/response, router.
+ */
+#ifndef DJAMMS_H
+#define DJAMMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#include "errors.h"
+
+#define DJAMMS_VERSION	"0.1.0"
+
+struct json_object;
+struct pg_result;
+struct pg_conn;
+struct redisReply;
+struct redisContext;
+struct FCGX_Request;
+
+/* ---- config.c ------------------------------------------------------- */
+
+struct config {
+	const char	*listen_path;		/* DJAMMS_LISTEN */
+	const char	*socket_group;		/* DJAMMS_SOCKET_GROUP, may be NULL */
+	int		 workers;		/* DJAMMS_WORKERS */
+	long		 max_requests;		/* DJAMMS_MAX_REQUESTS */
+	long		 request_timeout_ms;	/* DJAMMS_REQUEST_TIMEOUT_MS */
+	long		 drain_timeout_ms;	/* DJAMMS_DRAIN_TIMEOUT_MS */
+	const char	*database_url;		/* DJAMMS_DATABASE_URL */
+	long		 db_statement_timeout_ms;
+	const char	*redis_url;		/* DJAMMS_REDIS_URL */
+	long		 redis_timeout_ms;
+	const char	*storage_dir;		/* DJAMMS_STORAGE_DIR */
+	long		 storage_min_free_mb;	/* DJAMMS_STORAGE_MIN_FREE_MB */
+	long		 body_max;		/* DJAMMS_BODY_MAX */
+	int		 json_max_depth;	/* DJAMMS_JSON_MAX_DEPTH */
+	int		 log_level;		/* DJAMMS_LOG_LEVEL */
+	const char	*sql_dir;		/* DJAMMS_SQL_DIR */
+	int		 test_routes;		/* DJAMMS_TEST_ROUTES */
+};
+
+enum config_need {
+	CONFIG_SERVE,		/* everything the pool needs */
+	CONFIG_MIGRATE,		/* only the database and the SQL directory */
+};
+
+extern struct config	 cfg;
+
+/*
+ * Fill cfg from the environment. Prints one line per bad or missing
+ * variable to stderr and returns -1 if any; 0 when cfg is usable.
+ */
+int		 config_load(enum config_need);
+/* Parse an integer in [min, max]; OUT: *val. 0 on success. Pure; tested. */
+int		 config_parse_long(const char *s, long min, long max, long *val);
+
+/* ---- mpool.c -------------------------------------------------------- */
+
+/*
+ * A per-request arena with cleanup hooks, after nginx's ngx_pool_t.
+ * Nothing allocated from it is freed one by one: pool_reset() runs the
+ * cleanups (newest first) and rewinds. Allocation failure aborts.
+ */
+struct mpool;
+typedef void	(*cleanup_fn)(void *);
+
+struct mpool	*pool_new(size_t chunk_size);
+void		 pool_free(struct mpool *);
+void		 pool_reset(struct mpool *);
+void		*pool_alloc(struct mpool *, size_t);
+void		*pool_calloc(struct mpool *, size_t n, size_t size);
+char		*pool_strdup(struct mpool *, const char *);
+char		*pool_strndup(struct mpool *, const char *, size_t);
+char		*pool_printf(struct mpool *, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+/* Run fn(data) when the pool is reset or freed. */
+void		 pool_cleanup(struct mpool *, cleanup_fn fn, void *data);
+/* Register the right destructor for common library objects. */
+struct json_object *pool_json(struct mpool *, struct json_object *);
+size_t		 pool_bytes_used(const struct mpool *);
+
+/* ---- log.c ---------------------------------------------------------- */
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* One JSON object per line on stderr: {"time","level","pid","msg",...}. */
+void		 log_msg(enum log_level, const char *msg, const char *fmt_kv, ...)
+		    __attribute__((format(printf, 3, 4)));
+#define log_info(msg, ...)	log_msg(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)	log_msg(LOG_WARN, msg, __VA_ARGS__)
+#define log_error(msg, ...)	log_msg(LOG_ERROR, msg, __VA_ARGS__)
+/*
+ * Append s to buf as a JSON string body (no quotes), escaping as needed;
+ * never writes past cap. Returns the new length. Pure; tested.
+ */
+size_t		 json_escape_into(char *buf, size_t len, size_t cap, const char *s);
+/* Wall clock in RFC 3339 UTC with microseconds. OUT: buf[32]. */
+void		 log_time_rfc3339(char buf[40]);
+uint64_t	 now_us(void);		/* CLOCK_MONOTONIC */
+
+/* ---- master.c / worker.c: the pool and its shared counters --------- */
+
+enum slot_state { SLOT_EMPTY, SLOT_STARTING, SLOT_IDLE, SLOT_BUSY };
+
+struct pool_slot {
+	pid_t		 pid;
+	uint32_t	 state;		/* enum slot_state */
+	uint64_t	 started_us;
+	uint64_t	 busy_since_us;
+	uint64_t	 requests;
+	char		 route[96];	/* the route in progress, for deadline logs */
+};
+
+struct pool_shared {
+	uint32_t	 nslots;
+	uint64_t	 master_started_us;
+	uint64_t	 restarts;
+	uint64_t	 crashes;
+	uint64_t	 deadline_kills;
+	uint64_t	 requests_total;
+	uint32_t	 draining;
+	struct pool_slot slots[];
+};
+
+extern struct pool_shared	*pool_shm;	/* NULL when not under the master */
+extern int			 worker_slot;	/* this worker's index, or -1 */
+
+int		 master_run(void);
+void		 worker_run(int slot, int listen_fd) __attribute__((noreturn));
+/* Snapshot of the counters. OUT: *alive, *busy. */
+void		 pool_counts(int *alive, int *busy);
+
+/* ---- db.c ----------------------------------------------------------- */
+
+/*
+ * A named statement. Handlers declare these static const next to their
+ * code; db_exec() prepares each one lazily on the worker's connection
+ * (and again after a reconnect), keyed by the struct's address.
+ */
+struct db_stmt {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+};
+
+struct req;
+
+int		 db_connect(void);	/* after fork; 0 if connected */
+void		 db_disconnect(void);
+int		 db_ok(void);		/* connected right now */
+/*
+ * Execute st with args (text format; NULL means SQL NULL). OUT: *res,
+ * owned by r's pool. Reconnects once if the connection was lost and no
+ * transaction is open. Returns E_OK or the mapped error.
+ */
+enum app_err	 db_exec(struct req *r, struct pg_result **res,
+		    const struct db_stmt *st, const char *const *args);
+typedef enum app_err (*db_tx_fn)(struct req *, void *arg);
+/*
+ * Run fn inside BEGIN ... COMMIT with the given isolation level ("READ
+ * COMMITTED", "REPEATABLE READ", "SERIALIZABLE"). Retries the whole
+ * transaction on serialization failure or deadlock up to 3 times.
+ */
+enum app_err	 db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg);
+/* Map a SQLSTATE to an API error. Pure; tested. */
+enum app_err	 db_sqlstate_err(const char *sqlstate);
+const char	*db_last_sqlstate(void);
+struct pg_conn	*db_conn(void);
+
+/* ---- redis.c -------------------------------------------------------- */
+
+int		 rds_connect(void);	/* after fork; 0 if connected */
+void		 rds_disconnect(void);
+/*
+ * Run a command; NULL when Redis is unavailable (the context is dropped
+ * and reconnected later, at most once a second). The reply is owned by
+ * r's pool when r is given.
+ */
+struct redisReply *rds_command(struct req *r, const char *fmt, ...);
+int		 rds_ping(void);	/* 0 if PONG */
+/* Parse redis://host:port[/db] or unix:/path. Pure; tested. */
+int		 rds_parse_url(const char *url, char *host, size_t hostlen,
+		    int *port, int *db, int *is_unix);
+
+/* ---- req.c: the request ------------------------------------------- */
+
+enum http_method {
+	M_GET = 1 << 0, M_HEAD = 1 << 1, M_POST = 1 << 2, M_PUT = 1 << 3,
+	M_PATCH = 1 << 4, M_DELETE = 1 << 5, M_OPTIONS = 1 << 6,
+};
+
+/* Permissions, a bit each; P_NONE means the route is public. */
+enum perm {
+	P_NONE			= 0,
+	P_READ_TRACKS		= 1 << 0,
+	P_WRITE_TRACKS		= 1 << 1,
+	P_DELETE_TRACKS		= 1 << 2,
+	P_READ_PLAYLISTS	= 1 << 3,
+	P_WRITE_PLAYLISTS	= 1 << 4,
+	P_DELETE_PLAYLISTS	= 1 << 5,
+	P_READ_SCHEDULES	= 1 << 6,
+	P_WRITE_SCHEDULES	= 1 << 7,
+	P_DELETE_SCHEDULES	= 1 << 8,
+	P_READ_SYSTEM		= 1 << 9,
+	P_WRITE_SYSTEM		= 1 << 10,
+	P_ADMIN_SYSTEM		= 1 << 11,
+};
+
+struct kv {
+	const char	*key;
+	const char	*val;
+};
+
+struct hdr {
+	const char	*name;
+	const char	*val;
+	struct hdr	*next;
+};
+
+struct route;
+
+struct req {
+	struct mpool		*pool;
+	struct FCGX_Request	*fr;		/* NULL in in-process tests */
+	char			**env;		/* FastCGI params (or a test's) */
+
+	enum http_method	 method;
+	const char		*method_str;
+	const char		*path;		/* raw path, without the query */
+	const char		*request_id;
+	const struct route	*route;
+	struct kv		 params[8];	/* :name captures, decoded */
+	int			 nparams;
+	struct kv		*query;		/* decoded query arguments */
+	int			 nquery;
+	int			 query_bad;	/* malformed percent-encoding */
+
+	/* body: from the FastCGI stream, or test_body in tests */
+	const char		*test_body;
+	size_t			 test_body_len;
+
+	/* the caller, filled by auth (issue #3) */
+	const char		*user_id;
+	unsigned		 perms;
+
+	/* the error a handler sets before returning a code */
+	const char		*err_message;
+	struct json_object	*err_details;
+
+	/* the response, buffered until the dispatcher writes it once */
+	int			 status;
+	struct hdr		*headers;
+	const char		*content_type;
+	const char		*body;
+	size_t			 body_len;
+
+	uint64_t		 started_us;
+};
+
+/* Set up r for one request from FastCGI params. */
+void		 req_init(struct req *r, struct mpool *pool, struct FCGX_Request *fr,
+		    char **env);
+const char	*req_env(struct req *r, const char *name);
+/* A route parameter, e.g. req_param(r, "id"). NULL if absent. */
+const char	*req_param(struct req *r, const char *name);
+/* A query argument, NULL if absent; the last one wins. */
+const char	*req_query(struct req *r, const char *name);
+/* A request header by its HTTP name ("X-Api-Key"), NULL if absent. */
+const char	*req_header(struct req *r, const char *name);
+/*
+ * Read and parse the JSON body. Checks Content-Type (415), size (413),
+ * UTF-8, depth and trailing bytes (400). OUT: *out, owned by the pool.
+ */
+enum app_err	 req_json_body(struct req *r, struct json_object **out);
+/* Record the message and details of the error about to be returned. */
+enum app_err	 req_fail(struct req *r, enum app_err, const char *message,
+		    struct json_object *details);
+
+/*
+ * Percent-decode [s, s+len) into a new pool string. '+' becomes ' ' when
+ * plus_is_space. Returns NULL on a bad escape or an encoded NUL. Pure.
+ */
+char		*url_decode(struct mpool *, const char *s, size_t len, int plus_is_space);
+/* Split a query string into decoded pairs. OUT: *out, *n. -1 if malformed. */
+int		 query_parse(struct mpool *, const char *qs, struct kv **out, int *n);
+/*
+ * Parse a JSON document with the given caps. OUT: *out (caller owns).
+ * Returns E_OK, E_TOO_LARGE or E_BAD_REQUEST; OUT: *why on error. Pure.
+ */
+enum app_err	 json_parse_strict(const char *buf, size_t len, int max_depth,
+		    struct json_object **out, const char **why);
+
+/* ---- resp.c --------------------------------------------------------- */
+
+void		 resp_header(struct req *r, const char *name, const char *val);
+/* Serialise obj as the body. Takes ownership of obj (pool cleanup). */
+enum app_err	 resp_json(struct req *r, int status, struct json_object *obj);
+/* Build the body for err from r->err_message / r->err_details. */
+void		 resp_error(struct req *r, enum app_err err);
+/* Write status, headers and body to the FastCGI stream. */
+void		 resp_send(struct req *r);
+
+/* ---- router.c ------------------------------------------------------- */
+
+typedef enum app_err (*handler_fn)(struct req *);
+
+struct route {
+	unsigned	 methods;	/* enum http_method bits */
+	const char	*pattern;	/* "/api/playlists/:id/tracks" */
+	handler_fn	 handler;
+	unsigned	 needs;		/* enum perm bits; P_NONE: public */
+	int		 flags;		/* ROUTE_* */
+};
+#define ROUTE_TEST_ONLY	0x1	/* only when DJAMMS_TEST_ROUTES=1 */
+
+struct route_table {
+	const struct route	*routes;
+	size_t			 n;
+};
+
+enum route_match { ROUTE_FOUND, ROUTE_NO_PATH, ROUTE_NO_METHOD };
+
+/*
+ * Find the route for method + path. ROUTE_FOUND fills r->route and
+ * r->params; ROUTE_NO_METHOD fills OUT: *allow with the methods the path
+ * does take. Pure apart from r.
+ */
+enum route_match router_match(struct req *r, enum http_method, const char *path,
+		    unsigned *allow);
+/* Run one request end to end: route, check, handle, respond, log. */
+void		 dispatch(struct req *r);
+enum http_method method_parse(const char *);
+/* "GET, HEAD" for a bit set. OUT: buf. */
+void		 method_list(unsigned methods, char *buf, size_t cap);
+const struct route_table *router_tables(size_t *n);
+
+/* ---- handlers ------------------------------------------------------- */
+
+extern const struct route_table	system_route_table;
+
+/* ---- migrate.c ------------------------------------------------------ */
+
+int		 migrate_run(int status_only);
+
+#endif

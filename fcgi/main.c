@@ -1,0 +1,49 @@
+/*
+ * fcgi/main.c: the djamms command. One binary: `serve` runs the pool,
+ * `migrate` applies sql/, `check-config` validates the environment.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "djamms.h"
+
+static int
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: djamms serve            run the FastCGI worker pool\n"
+	    "       djamms migrate [--status]  apply (or list) SQL migrations\n"
+	    "       djamms check-config     validate the DJAMMS_* environment\n"
+	    "       djamms version\n");
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage();
+	if (strcmp(argv[1], "serve") == 0) {
+		if (config_load(CONFIG_SERVE) != 0)
+			return 78;	/* EX_CONFIG: systemd shows it plainly */
+		return master_run();
+	}
+	if (strcmp(argv[1], "migrate") == 0) {
+		int	 status_only = argc > 2 && strcmp(argv[2], "--status") == 0;
+
+		if (config_load(CONFIG_MIGRATE) != 0)
+			return 78;
+		return migrate_run(status_only);
+	}
+	if (strcmp(argv[1], "check-config") == 0) {
+		if (config_load(CONFIG_SERVE) != 0)
+			return 78;
+		puts("configuration ok");
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0) {
+		puts("djamms " DJAMMS_VERSION);
+		return 0;
+	}
+	return usage();
+}

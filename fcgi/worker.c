@@ -1,0 +1,148 @@
+/*
+ * fcgi/worker.c: one single-threaded FastCGI worker. Termination signals
+ * stay blocked except inside ppoll(), so a SIGTERM either interrupts the
+ * wait for the next request or waits until the current one is answered:
+ * there is no window where it is lost between a flag check and accept()
+ * (the race libfcgi's own FCGX_ShutdownPending() has). The listen socket
+ * is non-blocking, so a worker that loses the accept race to a sibling
+ * gets EAGAIN and goes back to waiting instead of blocking in accept().
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "djamms.h"
+
+int			 worker_slot = -1;
+extern pid_t		 master_pid;
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void
+slot_state(uint32_t state)
+{
+	if (pool_shm != NULL)
+		__atomic_store_n(&pool_shm->slots[worker_slot].state, state,
+		    __ATOMIC_RELEASE);
+}
+
+/*
+ * nginx may send a body the handler never read; with fastcgi_keep_conn
+ * its records must be consumed before the connection serves the next
+ * request.
+ */
+static void
+drain_stdin(FCGX_Request *fr)
+{
+	char	 buf[4096];
+
+	while (FCGX_GetStr(buf, sizeof(buf), fr->in) > 0)
+		;
+}
+
+void
+worker_run(int slot, int listen_fd)
+{
+	struct sigaction	 sa;
+	sigset_t		 waitmask;
+	FCGX_Request		 fr;
+	struct mpool		*pool;
+	long			 limit = cfg.max_requests, served = 0;
+
+	worker_slot = slot;
+	/* Die with the master; check it did not die before prctl. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master_pid)
+		_exit(0);
+	prctl(PR_SET_NAME, "djamms-worker");
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;		/* no SA_RESTART */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	/* The master's mask (all of these blocked) is inherited. */
+	sigprocmask(SIG_SETMASK, NULL, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGQUIT);
+
+	/* Recycle with jitter so workers do not all restart together. */
+	if (limit > 0) {
+		srandom((unsigned)(getpid() ^ now_us()));
+		limit += random() % (limit / 10 + 1);
+	}
+
+	/* Connections are made here, after fork, never inherited. */
+	db_connect();
+	rds_connect();
+
+	pool = pool_new(16384);
+	FCGX_Init();
+	FCGX_InitRequest(&fr, listen_fd, 0);
+	slot_state(SLOT_IDLE);
+
+	while (!stop_requested && (limit == 0 || served < limit)) {
+		struct pollfd	 pfd;
+		struct req	 r;
+		int		 rc;
+
+		/*
+		 * With fastcgi_keep_conn the next request arrives on the
+		 * connection we hold (libfcgi keeps it in ipcFd, a field its
+		 * header marks private; 2.4.2 is what Debian ships).
+		 */
+		pfd.fd = fr.ipcFd >= 0 ? fr.ipcFd : listen_fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("ppoll failed", "\"errno\":%d", errno);
+			break;
+		}
+		rc = FCGX_Accept_r(&fr);
+		if (rc < 0) {
+			if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR)
+				log_warn("accept failed", "\"errno\":%d", -rc);
+			continue;
+		}
+		req_init(&r, pool, &fr, fr.envp);
+		dispatch(&r);
+		drain_stdin(&fr);
+		FCGX_Finish_r(&fr);
+		pool_reset(pool);
+		served++;
+		if (pool_shm != NULL) {
+			__atomic_add_fetch(&pool_shm->slots[slot].requests, 1,
+			    __ATOMIC_RELAXED);
+			__atomic_add_fetch(&pool_shm->requests_total, 1,
+			    __ATOMIC_RELAXED);
+		}
+	}
+
+	slot_state(SLOT_EMPTY);
+	FCGX_Free(&fr, 1);
+	pool_free(pool);
+	db_disconnect();
+	rds_disconnect();
+	exit(0);
+}
