@@ -21,7 +21,9 @@ config_parse_long(const char *s, long min, long max, long *val)
 	char	*end;
 	long	 v;
 
-	if (s == NULL || *s == '\0')
+	/* Digits only, an optional minus: no spaces, no '+', no hex. */
+	if (s == NULL || !((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' &&
+	    s[1] <= '9')))
 		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);

@@ -288,6 +288,8 @@ enum app_err	 req_fail(struct req *r, enum app_err, const char *message,
 char		*url_decode(struct mpool *, const char *s, size_t len, int plus_is_space);
 /* Split a query string into decoded pairs. OUT: *out, *n. -1 if malformed. */
 int		 query_parse(struct mpool *, const char *qs, struct kv **out, int *n);
+/* Lexical checks json-c misses (see req.c). 0 if fine, else OUT: *why. */
+int		 json_prescan(const char *buf, size_t len, const char **why);
 /*
  * Parse a JSON document with the given caps. OUT: *out (caller owns).
  * Returns E_OK, E_TOO_LARGE or E_BAD_REQUEST; OUT: *why on error. Pure.

@@ -51,7 +51,11 @@ xmalloc(size_t n)
 static struct chunk *
 chunk_new(size_t size)
 {
-	struct chunk	*c = xmalloc(sizeof(*c) + size);
+	struct chunk	*c;
+
+	if (size > (size_t)-1 - sizeof(*c))
+		abort();
+	c = xmalloc(sizeof(*c) + size);
 
 	c->next = NULL;
 	c->size = size;

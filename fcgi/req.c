@@ -186,6 +186,94 @@ query_parse(struct mpool *pool, const char *qs, struct kv **out, int *n)
 	return 0;
 }
 
+/*
+ * Strict UTF-8 (RFC 3629): no overlong forms, no UTF-16 surrogates,
+ * nothing above U+10FFFF. Returns the length of the sequence at p, or 0.
+ */
+static size_t
+utf8_seq_len(const unsigned char *p, size_t left)
+{
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		return left >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		if (left < 3 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
+			return 0;
+		if (p[0] == 0xe0 && p[1] < 0xa0)
+			return 0;	/* overlong */
+		if (p[0] == 0xed && p[1] >= 0xa0)
+			return 0;	/* surrogate */
+		return 3;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		if (left < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80)
+			return 0;
+		if (p[0] == 0xf0 && p[1] < 0x90)
+			return 0;	/* overlong */
+		if (p[0] == 0xf4 && p[1] >= 0x90)
+			return 0;	/* above U+10FFFF */
+		return 4;
+	}
+	return 0;
+}
+
+int
+json_prescan(const char *buf, size_t len, const char **why)
+{
+	const unsigned char	*p = (const unsigned char *)buf;
+	size_t			 i = 0;
+	int			 in_string = 0;
+
+	/*
+	 * json-c's strict mode still takes single-quoted keys, NaN and
+	 * Infinity, raw control characters in strings and structurally
+	 * valid but overlong UTF-8. Outside strings JSON needs only a few
+	 * characters; inside them, only escaped controls and real UTF-8.
+	 */
+	while (i < len) {
+		unsigned char	 c = p[i];
+
+		if (in_string) {
+			if (c == '"')
+				in_string = 0;
+			else if (c == '\\') {
+				if (i + 1 >= len)
+					break;
+				i++;
+			} else if (c < 0x20) {
+				*why = "a string contains a raw control character";
+				return -1;
+			} else if (c >= 0x80) {
+				size_t	 n = utf8_seq_len(p + i, len - i);
+
+				if (n == 0) {
+					*why = "the body is not valid UTF-8";
+					return -1;
+				}
+				i += n;
+				continue;
+			}
+			i++;
+			continue;
+		}
+		if (c == '"')
+			in_string = 1;
+		else if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+		    c == '{' || c == '}' || c == '[' || c == ']' || c == ',' ||
+		    c == ':' || c == '-' || c == '+' || c == '.' ||
+		    (c >= '0' && c <= '9') || c == 'e' || c == 'E' ||
+		    strchr("truefalsn", c) != NULL) || c == '\0') {
+			*why = c >= 0x80 ? "the body is not valid UTF-8" :
+			    "the body is not a JSON document";
+			return -1;
+		}
+		i++;
+	}
+	return 0;
+}
+
 enum app_err
 json_parse_strict(const char *buf, size_t len, int max_depth,
     struct json_object **out, const char **why)
@@ -196,7 +284,7 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 	size_t			 end;
 
 	*out = NULL;
-	if (len > (size_t)0x7fffffff) {
+	if (len > (size_t)0x7ffffffe) {
 		*why = "body too large";
 		return E_TOO_LARGE;
 	}
@@ -208,6 +296,8 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 		*why = "the body contains a NUL byte";
 		return E_BAD_REQUEST;
 	}
+	if (json_prescan(buf, len, why) != 0)
+		return E_BAD_REQUEST;
 	/* json-c crashes with depth 0; config keeps it >= 2. */
 	tok = json_tokener_new_ex(max_depth > 0 ? max_depth : 32);
 	if (tok == NULL)
@@ -215,6 +305,18 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	jerr = json_tokener_get_error(tok);
+	if (jerr == json_tokener_continue) {
+		/*
+		 * A bare number or literal only ends at a delimiter: feed
+		 * one NUL as end of input, as json_tokener_parse() does.
+		 */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		if (jerr != json_tokener_success)
+			jerr = json_tokener_continue;	/* it was cut short */
+		end = len;
+	} else
+		end = json_tokener_get_parse_end(tok);
 	if (obj == NULL || jerr != json_tokener_success) {
 		if (jerr == json_tokener_continue)
 			*why = "the JSON document ends too early";
@@ -228,7 +330,6 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 		json_tokener_free(tok);
 		return E_BAD_REQUEST;
 	}
-	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	for (; end < len; end++) {
 		if (!(buf[end] == ' ' || buf[end] == '\t' || buf[end] == '\n' ||
@@ -242,7 +343,10 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 	return E_OK;
 }
 
-/* application/json, optionally with parameters such as charset=utf-8. */
+/*
+ * application/json, optionally with parameters; a declared charset must
+ * be UTF-8, the only encoding JSON has (RFC 8259).
+ */
 static int
 is_json_content_type(const char *ct)
 {
@@ -252,22 +356,45 @@ is_json_content_type(const char *ct)
 	if (ct == NULL || strncasecmp(ct, json, sizeof(json) - 1) != 0)
 		return 0;
 	p = ct + sizeof(json) - 1;
-	while (*p == ' ')
-		p++;
-	if (*p == '\0')
-		return 1;
-	if (*p != ';')
-		return 0;
-	/* Only UTF-8 is JSON (RFC 8259); refuse any other declared charset. */
-	p = strcasestr(p, "charset=");
-	if (p == NULL)
-		return 1;
-	p += 8;
-	if (*p == '"')
-		p++;
-	return strncasecmp(p, "utf-8", 5) == 0;
-}
+	for (;;) {
+		const char	*name, *val;
+		size_t		 nlen, vlen;
 
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0')
+			return 1;
+		if (*p++ != ';')
+			return 0;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		name = p;
+		while (*p != '\0' && *p != '=' && *p != ';')
+			p++;
+		nlen = (size_t)(p - name);
+		if (*p != '=')
+			return 0;
+		p++;
+		if (*p == '"') {
+			val = ++p;
+			while (*p != '\0' && *p != '"')
+				p++;
+			if (*p != '"')
+				return 0;
+			vlen = (size_t)(p - val);
+			p++;
+		} else {
+			val = p;
+			while (*p != '\0' && *p != ';' && *p != ' ' && *p != '\t')
+				p++;
+			vlen = (size_t)(p - val);
+		}
+		if (nlen == 7 && strncasecmp(name, "charset", 7) == 0 &&
+		    !((vlen == 5 && strncasecmp(val, "utf-8", 5) == 0) ||
+		    (vlen == 4 && strncasecmp(val, "utf8", 4) == 0)))
+			return 0;
+	}
+}
 /*
  * Read the whole body, counting bytes ourselves: CONTENT_LENGTH is
  * advice, never a bound. OUT: *buf (pool), *len.

@@ -189,10 +189,6 @@ dispatch(struct req *r)
 	enum app_err	 err = E_OK;
 	unsigned	 allow = 0;
 
-	if (r->method == 0) {
-		err = req_fail(r, E_METHOD, "unknown HTTP method", NULL);
-		goto respond;
-	}
 	switch (router_match(r, r->method, r->path, &allow)) {
 	case ROUTE_NO_PATH:
 		err = req_fail(r, E_NOT_FOUND, "no such endpoint", NULL);
@@ -212,7 +208,8 @@ dispatch(struct req *r)
 	slot_mark(r->route->pattern, 1);
 	if (r->query_bad) {
 		err = req_fail(r, E_BAD_REQUEST,
-		    "the query string has a malformed percent-escape", NULL);
+		    "the query string is malformed (a bad percent-escape, "
+		    "or more than 256 arguments)", NULL);
 		goto respond;
 	}
 	if (r->route->needs != P_NONE &&

@@ -1,0 +1,286 @@
+/*
+ * tests/http.c: see http.h.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "http.h"
+
+int	 t_failed_now;
+
+void
+t_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(stderr, "    %s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	t_failed_now = 1;
+}
+
+struct buf {
+	char	*p;
+	size_t	 len;
+};
+
+static size_t
+on_data(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct buf	*b = arg;
+	size_t		 add = size * n;
+	char		*np = realloc(b->p, b->len + add + 1);
+
+	if (np == NULL)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->len, ptr, add);
+	b->len += add;
+	b->p[b->len] = '\0';
+	return add;
+}
+
+static size_t
+on_header(char *ptr, size_t size, size_t n, void *arg)
+{
+	size_t	 i, add = size * n;
+	char	*line = malloc(add + 1);
+	size_t	 r;
+
+	/* Lower-case the name part so lookups are case-insensitive. */
+	for (i = 0; i < add; i++)
+		line[i] = ptr[i];
+	for (i = 0; i < add && line[i] != ':'; i++)
+		line[i] = (char)tolower((unsigned char)line[i]);
+	r = on_data(line, 1, add, arg);
+	free(line);
+	return r == add ? add : 0;
+}
+
+static CURL	*easy;	/* reused: keeps the TLS connection alive */
+
+struct http_res
+http_do(const char *method, const char *path, const char *const *headers,
+    const char *body, size_t len)
+{
+	struct http_res		 res;
+	struct buf		 b = { NULL, 0 }, h = { NULL, 0 };
+	struct curl_slist	*hl = NULL;
+	char			 url[8192];
+	const char		*base = getenv("BASE_URL");
+
+	memset(&res, 0, sizeof(res));
+	if (easy == NULL)
+		easy = curl_easy_init();
+	else
+		curl_easy_reset(easy);
+	snprintf(url, sizeof(url), "%s%s", base ? base : "https://127.0.0.1:8443", path);
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);	/* send ../ and ./ as is */
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(easy, CURLOPT_HEADERDATA, &h);
+	for (; headers != NULL && *headers != NULL; headers++)
+		hl = curl_slist_append(hl, *headers);
+	hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hl);
+	if (body != NULL) {
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	res.curl_error = (int)curl_easy_perform(easy);
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &res.status);
+	curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &res.seconds);
+	curl_slist_free_all(hl);
+	res.body = b.p ? b.p : strdup("");
+	res.body_len = b.len;
+	res.headers = h.p ? h.p : strdup("");
+	if (res.body_len > 0)
+		res.json = json_tokener_parse(res.body);
+	return res;
+}
+
+struct http_res
+http_get(const char *path)
+{
+	return http_do("GET", path, NULL, NULL, 0);
+}
+
+struct http_res
+http_json(const char *method, const char *path, const char *json)
+{
+	static const char *const h[] = { "Content-Type: application/json", NULL };
+
+	return http_do(method, path, h, json, strlen(json));
+}
+
+void
+http_free(struct http_res *r)
+{
+	free(r->body);
+	free(r->headers);
+	json_object_put(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *
+http_header(const struct http_res *r, const char *name)
+{
+	static char	 val[1024];
+	char		 key[128];
+	const char	*p;
+	size_t		 i, n;
+
+	n = strlen(name);
+	if (n + 2 > sizeof(key))
+		return NULL;
+	for (i = 0; i < n; i++)
+		key[i] = (char)tolower((unsigned char)name[i]);
+	key[n] = ':';
+	key[n + 1] = '\0';
+	for (p = r->headers; p != NULL && *p != '\0'; ) {
+		if (strncmp(p, key, n + 1) == 0) {
+			const char	*v = p + n + 1, *e;
+
+			while (*v == ' ')
+				v++;
+			e = strpbrk(v, "\r\n");
+			n = e ? (size_t)(e - v) : strlen(v);
+			if (n >= sizeof(val))
+				n = sizeof(val) - 1;
+			memcpy(val, v, n);
+			val[n] = '\0';
+			return val;
+		}
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return NULL;
+}
+
+static struct json_object *
+json_lookup(const struct http_res *r, const char *path)
+{
+	struct json_object	*o = r->json;
+	char			 part[128];
+	const char		*p = path;
+
+	while (o != NULL && *p != '\0') {
+		const char	*dot = strchr(p, '.');
+		size_t		 n = dot ? (size_t)(dot - p) : strlen(p);
+
+		if (n >= sizeof(part))
+			return NULL;
+		memcpy(part, p, n);
+		part[n] = '\0';
+		if (!json_object_is_type(o, json_type_object) ||
+		    !json_object_object_get_ex(o, part, &o))
+			return NULL;
+		p = dot ? dot + 1 : p + n;
+	}
+	return o;
+}
+
+int
+json_has(const struct http_res *r, const char *path)
+{
+	struct json_object	*o = r->json;
+	char			 copy[256], *last;
+
+	/* Present even when its value is JSON null. */
+	snprintf(copy, sizeof(copy), "%s", path);
+	last = strrchr(copy, '.');
+	if (last != NULL) {
+		*last++ = '\0';
+		o = json_lookup(r, copy);
+	} else
+		last = copy;
+	return o != NULL && json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, last, NULL);
+}
+
+const char *
+json_str(const struct http_res *r, const char *path)
+{
+	struct json_object	*o = json_lookup(r, path);
+
+	if (o == NULL || !json_object_is_type(o, json_type_string))
+		return NULL;
+	return json_object_get_string(o);
+}
+
+long long
+json_int(const struct http_res *r, const char *path, long long def)
+{
+	struct json_object	*o = json_lookup(r, path);
+
+	if (o == NULL || !json_object_is_type(o, json_type_int))
+		return def;
+	return json_object_get_int64(o);
+}
+
+int
+sh(const char *fmt, ...)
+{
+	char	 cmd[4096];
+	va_list	 ap;
+	int	 st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	fflush(NULL);
+	st = system(cmd);
+	return st == -1 ? -1 : (st >> 8) & 0xff;
+}
+
+const char *
+sh_out(const char *fmt, ...)
+{
+	static char	 out[65536];
+	char		 cmd[4096];
+	va_list		 ap;
+	FILE		*p;
+	size_t		 n;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	fflush(NULL);
+	out[0] = '\0';
+	if ((p = popen(cmd, "r")) == NULL)
+		return out;
+	n = fread(out, 1, sizeof(out) - 1, p);
+	pclose(p);
+	while (n > 0 && isspace((unsigned char)out[n - 1]))
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
+void
+sleep_ms(long ms)
+{
+	struct timespec	 ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}

@@ -1,0 +1,62 @@
+/*
+ * tests/http.h: the integration tests' small HTTP client (libcurl) and
+ * test runner. Requests go to BASE_URL, through the real nginx.
+ */
+#ifndef DJAMMS_TEST_HTTP_H
+#define DJAMMS_TEST_HTTP_H
+
+#include <stddef.h>
+
+struct json_object;
+
+struct http_res {
+	long			 status;
+	char			*body;
+	size_t			 body_len;
+	char			*headers;	/* raw, lower-cased names */
+	struct json_object	*json;		/* NULL if the body is not JSON */
+	double			 seconds;
+	int			 curl_error;	/* 0, or a CURLcode */
+};
+
+/*
+ * method, path (appended to BASE_URL), extra headers ("Name: value",
+ * NULL-terminated, may be NULL), body and its length (NULL for none).
+ */
+struct http_res	 http_do(const char *method, const char *path,
+		    const char *const *headers, const char *body, size_t len);
+struct http_res	 http_get(const char *path);
+struct http_res	 http_json(const char *method, const char *path, const char *json);
+void		 http_free(struct http_res *);
+/* A response header's value (case-insensitive name), static buffer. */
+const char	*http_header(const struct http_res *, const char *name);
+/* "error.code"-style lookup into the JSON body; NULL if absent. */
+const char	*json_str(const struct http_res *, const char *path);
+long long	 json_int(const struct http_res *, const char *path, long long def);
+int		 json_has(const struct http_res *, const char *path);
+
+/* ---- the runner ---- */
+extern int	 t_failed_now;
+void		 t_fail(const char *file, int line, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+#define expect(cond) do { if (!(cond)) { \
+	t_fail(__FILE__, __LINE__, "expected %s", #cond); return; } } while (0)
+#define expect_status(res, want) do { if ((res)->status != (want)) { \
+	t_fail(__FILE__, __LINE__, "expected status %d, got %ld: %.300s", \
+	    (want), (res)->status, (res)->body ? (res)->body : ""); \
+	return; } } while (0)
+#define expect_json_str(res, path, want) do { \
+	const char *got_ = json_str((res), (path)); \
+	if (got_ == NULL || strcmp(got_, (want)) != 0) { \
+		t_fail(__FILE__, __LINE__, "expected %s = \"%s\", got %s%s%s", \
+		    (path), (want), got_ ? "\"" : "", got_ ? got_ : "nothing", \
+		    got_ ? "\"" : ""); return; } } while (0)
+
+/* Run a shell command; its exit status. */
+int		 sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Read a whole small command output, trimmed. Static buffer. */
+const char	*sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void		 sleep_ms(long ms);
+
+#endif

@@ -1,0 +1,791 @@
+/*
+ * tests/integration.c: end-to-end tests through real nginx, Postgres,
+ * Redis and the worker pool, started by tests/run-all with tools/stack.
+ * Environment: BASE_URL, STACK_DIR, TOP (the repository), DJAMMS_BIN.
+ * Tests run in order; the ones that stop parts of the stack put them
+ * back before they return.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "http.h"
+
+static const char	*stack_dir, *top;
+
+/* ---- helpers ------------------------------------------------------ */
+
+static pid_t
+master_pid(void)
+{
+	return (pid_t)atol(sh_out("cat %s/run/djamms.pid 2>/dev/null", stack_dir));
+}
+
+/* The master's children, space separated. */
+static const char *
+worker_pids(void)
+{
+	pid_t	 m = master_pid();
+
+	return sh_out("cat /proc/%ld/task/%ld/children 2>/dev/null",
+	    (long)m, (long)m);
+}
+
+static long long
+status_counter(const char *name)
+{
+	struct http_res	 res = http_get("/api/system/status");
+	char		 path[128];
+	long long	 v;
+
+	snprintf(path, sizeof(path), "checks.pool.%s", name);
+	v = json_int(&res, path, -1);
+	http_free(&res);
+	return v;
+}
+
+/* Poll until GET path answers want, up to ms. */
+static int
+wait_status(const char *path, long want, long ms)
+{
+	long	 waited;
+
+	for (waited = 0; waited <= ms; waited += 100) {
+		struct http_res	 res = http_get(path);
+		long		 st = res.status;
+
+		http_free(&res);
+		if (st == want)
+			return 1;
+		sleep_ms(100);
+	}
+	return 0;
+}
+
+/* A load of GETs from several threads, each on its own connection. */
+struct load {
+	const char	*path;
+	long		 duration_ms;
+	long		 ok, failed;
+	long		 statuses[600];
+	pthread_mutex_t	 mu;
+};
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+static void *
+load_thread(void *arg)
+{
+	struct load	*l = arg;
+	CURL		*c = curl_easy_init();
+	char		 url[512];
+	struct timespec	 t0, t;
+
+	snprintf(url, sizeof(url), "%s%s", getenv("BASE_URL"), l->path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long	 st = 0;
+		CURLcode rc;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    l->duration_ms)
+			break;
+		rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+		pthread_mutex_lock(&l->mu);
+		if (rc == CURLE_OK && st == 200)
+			l->ok++;
+		else
+			l->failed++;
+		if (st >= 0 && st < 600)
+			l->statuses[st]++;
+		pthread_mutex_unlock(&l->mu);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static void
+load_start(struct load *l, pthread_t *th, int n)
+{
+	int	 i;
+
+	pthread_mutex_init(&l->mu, NULL);
+	for (i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, load_thread, l);
+}
+
+static void
+load_join(struct load *l, pthread_t *th, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	if (l->failed > 0) {
+		int	 s;
+
+		fprintf(stderr, "    load: %ld ok, %ld failed:", l->ok, l->failed);
+		for (s = 0; s < 600; s++)
+			if (l->statuses[s] && s != 200)
+				fprintf(stderr, " %d x%ld", s, l->statuses[s]);
+		fputc('\n', stderr);
+	}
+}
+
+/* ---- the API core through nginx ---------------------------------- */
+
+static void
+test_health_answers_through_nginx_with_a_request_id(void)
+{
+	struct http_res	 res = http_get("/api/health");
+	const char	*id;
+
+	expect_status(&res, 200);
+	expect_json_str(&res, "status", "ok");
+	id = http_header(&res, "X-Request-Id");
+	expect(id != NULL && strlen(id) == 32);
+	expect(strstr(http_header(&res, "Content-Type"), "application/json") != NULL);
+	http_free(&res);
+}
+
+static void
+test_every_request_is_one_json_log_line(void)
+{
+	struct http_res	 res = http_get("/api/system/info");
+	char		 id[64];
+	const char	*line;
+
+	expect_status(&res, 200);
+	snprintf(id, sizeof(id), "%s", http_header(&res, "X-Request-Id"));
+	http_free(&res);
+	sleep_ms(50);
+	line = sh_out("grep -h '\"id\":\"%s\"' %s/log/djamms.log", id, stack_dir);
+	expect(strstr(line, "\"route\":\"/api/system/info\"") != NULL);
+	expect(strstr(line, "\"status\":200") != NULL);
+	expect(strstr(line, "\"duration_us\":") != NULL);
+	expect(strstr(line, "\"method\":\"GET\"") != NULL);
+	expect(strstr(line, "\"pid\":") != NULL);
+	expect(strstr(line, "\"time\":\"20") != NULL);
+	expect(strchr(line, '\n') == NULL);	/* exactly one line */
+}
+
+static void
+test_status_is_200_when_everything_is_up(void)
+{
+	struct http_res	 res = http_get("/api/system/status");
+
+	expect_status(&res, 200);
+	expect_json_str(&res, "status", "ok");
+	expect_json_str(&res, "checks.database.status", "ok");
+	expect_json_str(&res, "checks.redis.status", "ok");
+	expect_json_str(&res, "checks.storage.status", "ok");
+	expect_json_str(&res, "checks.pool.status", "ok");
+	expect(json_int(&res, "checks.pool.workers", 0) == 4);
+	expect(json_int(&res, "checks.pool.alive", 0) == 4);
+	http_free(&res);
+}
+
+static void
+test_info_reads_the_schema_version_from_the_database(void)
+{
+	struct http_res	 res = http_get("/api/system/info");
+
+	expect_status(&res, 200);
+	expect(json_str(&res, "schema_version") != NULL);
+	expect(strstr(json_str(&res, "postgres_version"), "15") != NULL);
+	http_free(&res);
+}
+
+static void
+test_unknown_path_is_404_with_the_error_shape(void)
+{
+	struct http_res	 res = http_get("/api/no/such/thing");
+
+	expect_status(&res, 404);
+	expect_json_str(&res, "error.code", "not_found");
+	expect(json_str(&res, "error.message") != NULL);
+	expect(json_has(&res, "error.details"));
+	http_free(&res);
+}
+
+static void
+test_wrong_method_is_405_with_allow(void)
+{
+	struct http_res	 res = http_json("DELETE", "/api/health", "{}");
+
+	expect_status(&res, 405);
+	expect_json_str(&res, "error.code", "method_not_allowed");
+	expect(http_header(&res, "Allow") != NULL);
+	expect(strcmp(http_header(&res, "Allow"), "GET, HEAD") == 0);
+	http_free(&res);
+}
+
+static void
+test_malformed_json_is_400(void)
+{
+	static const char *const bad[] = {
+		"{\"a\":", "{\"a\":1} trailing", "{'a':1}", "[1,2,]",
+		"{\"a\":\"\xff\xfe\"}", "", "nul",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_res	 res = http_json("POST", "/api/_test/echo", bad[i]);
+
+		if (res.status != 400)
+			t_fail(__FILE__, __LINE__, "body %zu: status %ld", i, res.status);
+		expect_json_str(&res, "error.code", "bad_request");
+		http_free(&res);
+	}
+}
+
+static void
+test_deeply_nested_json_is_400(void)
+{
+	char		 doc[400];
+	struct http_res	 res;
+	int		 i;
+
+	for (i = 0; i < 100; i++)
+		doc[i] = '[';
+	for (i = 100; i < 200; i++)
+		doc[i] = ']';
+	doc[200] = '\0';
+	res = http_json("POST", "/api/_test/echo", doc);
+	expect_status(&res, 400);
+	expect(strstr(json_str(&res, "error.message"), "deep") != NULL);
+	http_free(&res);
+}
+
+static void
+test_valid_json_is_accepted(void)
+{
+	struct http_res	 res = http_json("POST", "/api/_test/echo",
+			    "{\"name\":\"Beyonc\xc3\xa9\",\"n\":[1,2]}  \n");
+
+	expect_status(&res, 200);
+	expect_json_str(&res, "echo.name", "Beyonc\xc3\xa9");
+	http_free(&res);
+}
+
+static void
+test_wrong_content_type_is_415(void)
+{
+	static const char *const h[] = { "Content-Type: text/plain", NULL };
+	struct http_res	 res = http_do("POST", "/api/_test/echo", h, "{}", 2);
+
+	expect_status(&res, 415);
+	expect_json_str(&res, "error.code", "unsupported_media_type");
+	http_free(&res);
+}
+
+static void
+test_body_over_the_worker_cap_is_413(void)
+{
+	size_t		 n = 100 * 1024;	/* DJAMMS_BODY_MAX is 64 KiB here */
+	char		*doc = malloc(n + 1);
+	struct http_res	 res;
+
+	doc[0] = '"';
+	memset(doc + 1, 'a', n - 2);
+	doc[n - 1] = '"';
+	doc[n] = '\0';
+	res = http_json("POST", "/api/_test/echo", doc);
+	free(doc);
+	expect_status(&res, 413);
+	expect_json_str(&res, "error.code", "payload_too_large");
+	http_free(&res);
+}
+
+static void
+test_body_over_nginx_cap_is_413_in_the_same_shape(void)
+{
+	size_t		 n = 3 * 1024 * 1024;
+	char		*doc = malloc(n + 1);
+	struct http_res	 res;
+
+	memset(doc, ' ', n);
+	doc[n] = '\0';
+	res = http_json("POST", "/api/_test/echo", doc);
+	free(doc);
+	expect_status(&res, 413);
+	expect_json_str(&res, "error.code", "payload_too_large");
+	http_free(&res);
+}
+
+static void
+test_bad_percent_escape_in_query_is_400(void)
+{
+	struct http_res	 res = http_get("/api/health?x=%zz");
+
+	expect_status(&res, 400);
+	expect_json_str(&res, "error.code", "bad_request");
+	http_free(&res);
+}
+
+static void
+test_path_tricks_do_not_reach_a_handler(void)
+{
+	static const char *const paths[] = {
+		"/api/health/", "/api//health", "/api/%68ealth",
+		"/api/health%00", "/api/./health",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		struct http_res	 res = http_get(paths[i]);
+
+		if (res.status != 404 && res.status != 400)
+			t_fail(__FILE__, __LINE__, "%s answered %ld", paths[i],
+			    res.status);
+		http_free(&res);
+	}
+}
+
+static void
+test_test_only_routes_need_the_flag(void)
+{
+	/* The stack here runs with DJAMMS_TEST_ROUTES=1; production does not. */
+	const char	*out = sh_out("env -i DJAMMS_DATABASE_URL=x %s check-config "
+			    ">/dev/null 2>&1; echo $?", getenv("DJAMMS_BIN"));
+
+	expect(strcmp(out, "0") == 0);
+}
+
+/* ---- nginx ---------------------------------------------------------- */
+
+static void
+test_security_headers_and_no_version(void)
+{
+	struct http_res	 res = http_get("/api/health");
+
+	expect(http_header(&res, "Strict-Transport-Security") != NULL);
+	expect(strcmp(http_header(&res, "X-Content-Type-Options"), "nosniff") == 0);
+	expect(strcmp(http_header(&res, "Server"), "nginx") == 0);
+	http_free(&res);
+}
+
+static void
+test_http2_is_negotiated(void)
+{
+	const char	*v = sh_out("curl -sk --http2 -o /dev/null -w '%%{http_version}' "
+			    "%s/api/health", getenv("BASE_URL"));
+
+	expect(strcmp(v, "2") == 0);
+}
+
+static void
+test_static_root_is_served_by_nginx(void)
+{
+	struct http_res	 res = http_get("/");
+
+	expect_status(&res, 200);
+	expect(strstr(res.body, "djamms") != NULL);
+	http_free(&res);
+}
+
+static void
+test_auth_routes_are_rate_limited_with_429_json(void)
+{
+	int	 i, limited = 0;
+
+	for (i = 0; i < 30; i++) {
+		struct http_res	 res = http_json("POST", "/api/auth/login", "{}");
+
+		if (res.status == 429) {
+			const char	*code = json_str(&res, "error.code");
+
+			if (code == NULL || strcmp(code, "rate_limited") != 0)
+				t_fail(__FILE__, __LINE__, "429 without the JSON shape");
+			limited++;
+		}
+		http_free(&res);
+	}
+	expect(limited > 0);
+}
+
+static void
+test_gzip_applies_to_json(void)
+{
+	/* gzip_min_length leaves small bodies alone: echo a 4 KB one. */
+	const char	*enc = sh_out("printf '{\"pad\":\"%%04096d\"}' 0 | "
+			    "curl -sk -H 'Accept-Encoding: gzip' -H 'Content-Type: "
+			    "application/json' --data-binary @- -D - -o /dev/null "
+			    "%s/api/_test/echo | tr -d '\\r' | "
+			    "grep -i '^content-encoding:' | cut -d' ' -f2",
+			    getenv("BASE_URL"));
+
+	expect(strcmp(enc, "gzip") == 0);
+}
+
+/* ---- the pool ------------------------------------------------------- */
+
+static void
+test_socket_is_private_0660(void)
+{
+	struct stat	 st;
+	char		 path[512];
+
+	snprintf(path, sizeof(path), "%s/run/djamms.sock", stack_dir);
+	expect(stat(path, &st) == 0);
+	expect(S_ISSOCK(st.st_mode));
+	expect((st.st_mode & 0777) == 0660);
+}
+
+static void
+test_recycled_workers_lose_no_requests(void)
+{
+	long long	 before = status_counter("restarts");
+	int		 i, failed = 0;
+
+	/* DJAMMS_MAX_REQUESTS is 300 (+jitter) here: 1500 requests recycle. */
+	for (i = 0; i < 1500; i++) {
+		struct http_res	 res = http_get("/api/health");
+
+		if (res.status != 200)
+			failed++;
+		http_free(&res);
+	}
+	expect(failed == 0);
+	expect(status_counter("restarts") > before);
+}
+
+static void
+test_killed_worker_is_respawned_and_nginx_keeps_serving(void)
+{
+	struct load	 l = { .path = "/api/health", .duration_ms = 3000 };
+	pthread_t	 th[4];
+	long long	 restarts = status_counter("restarts");
+	long		 victim;
+
+	load_start(&l, th, 4);
+	sleep_ms(800);
+	victim = atol(worker_pids());
+	expect(victim > 0);
+	kill((pid_t)victim, SIGKILL);
+	load_join(&l, th, 4);
+	/* Only the request in flight on the killed worker may fail. */
+	expect(l.failed <= 2);
+	expect(l.ok > 100);
+	expect(wait_status("/api/health", 200, 3000));
+	sleep_ms(500);
+	expect(status_counter("alive") == 4);
+	expect(status_counter("restarts") > restarts);
+}
+
+static void
+test_reload_replaces_every_worker_without_dropping_requests(void)
+{
+	char		 before[512], padded[600];
+	struct load	 l = { .path = "/api/health", .duration_ms = 4000 };
+	pthread_t	 th[3];
+	const char	*after;
+	char		*tok, *save;
+	int		 waited;
+
+	snprintf(before, sizeof(before), "%s", worker_pids());
+	load_start(&l, th, 3);
+	sleep_ms(300);
+	kill(master_pid(), SIGHUP);
+	load_join(&l, th, 3);
+	expect(l.failed == 0);
+	for (waited = 0; waited < 50; waited++) {
+		if (sh("grep -q '\"msg\":\"reload done\"' %s/log/djamms.log", stack_dir) == 0)
+			break;
+		sleep_ms(100);
+	}
+	snprintf(padded, sizeof(padded), " %s ", worker_pids());
+	after = padded;
+	for (tok = strtok_r(before, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char	 pat[32];
+
+		snprintf(pat, sizeof(pat), " %s ", tok);
+		if (strstr(after, pat) != NULL)
+			t_fail(__FILE__, __LINE__, "worker %s survived the reload", tok);
+	}
+	expect(status_counter("alive") == 4);
+}
+
+static void
+test_stuck_request_is_killed_at_the_deadline(void)
+{
+	/* DJAMMS_REQUEST_TIMEOUT_MS is 2000 here. */
+	long long	 kills = status_counter("deadline_kills");
+	struct http_res	 res = http_get("/api/_test/sleep?ms=6000");
+
+	expect(res.status == 502 || res.status == 504);
+	expect(json_str(&res, "error.code") != NULL);
+	expect(res.seconds < 3.5);	/* killed once, not replayed */
+	http_free(&res);
+	expect(status_counter("deadline_kills") == kills + 1);
+	expect(sh("grep 'request deadline exceeded' %s/log/djamms.log | "
+	    "grep -q '\"route\":\"/api/_test/sleep\"'", stack_dir) == 0);
+	expect(wait_status("/api/health", 200, 3000));
+}
+
+/* ---- dependencies going away ----------------------------------------- */
+
+static void
+test_redis_down_degrades_status_but_db_routes_still_answer(void)
+{
+	struct http_res	 res;
+
+	expect(sh("%s/tools/stack redis-stop %s", top, stack_dir) == 0);
+	res = http_get("/api/system/status");
+	if (res.status != 503) {
+		t_fail(__FILE__, __LINE__, "status %ld with Redis down", res.status);
+		http_free(&res);
+		goto restore;
+	}
+	if (json_str(&res, "checks.redis.status") == NULL ||
+	    strcmp(json_str(&res, "checks.redis.status"), "down") != 0 ||
+	    strcmp(json_str(&res, "checks.database.status"), "ok") != 0)
+		t_fail(__FILE__, __LINE__, "checks: %s", res.body);
+	http_free(&res);
+	res = http_get("/api/system/info");
+	if (res.status != 200)
+		t_fail(__FILE__, __LINE__, "DB-only route answered %ld", res.status);
+	http_free(&res);
+restore:
+	expect(sh("%s/tools/stack redis-start %s", top, stack_dir) == 0);
+	/* Workers retry Redis at most once a second. */
+	expect(wait_status("/api/system/status", 200, 5000));
+}
+
+static void
+test_workers_reconnect_after_postgres_restarts(void)
+{
+	int	 i, failed = 0;
+
+	expect(sh("%s/tools/stack pg-restart %s", top, stack_dir) == 0);
+	for (i = 0; i < 20; i++) {
+		struct http_res	 res = http_get("/api/system/info");
+
+		if (res.status != 200)
+			failed++;
+		http_free(&res);
+	}
+	expect(failed == 0);
+	expect(wait_status("/api/system/status", 200, 3000));
+}
+
+static void
+test_postgres_down_is_503_not_a_hang(void)
+{
+	struct http_res	 res;
+
+	expect(sh("%s/tools/stack pg-stop %s", top, stack_dir) == 0);
+	res = http_get("/api/system/info");
+	if (res.status != 503)
+		t_fail(__FILE__, __LINE__, "info with Postgres down: %ld", res.status);
+	else if (json_str(&res, "error.code") == NULL ||
+	    strcmp(json_str(&res, "error.code"), "unavailable") != 0)
+		t_fail(__FILE__, __LINE__, "no error shape: %s", res.body);
+	else if (strstr(res.body, "PGSQL") != NULL || strstr(res.body, "socket") != NULL)
+		t_fail(__FILE__, __LINE__, "leaks detail: %s", res.body);
+	http_free(&res);
+	res = http_get("/api/health");
+	if (res.status != 200)
+		t_fail(__FILE__, __LINE__, "liveness with Postgres down: %ld", res.status);
+	http_free(&res);
+	expect(sh("%s/tools/stack pg-start %s", top, stack_dir) == 0);
+	expect(wait_status("/api/system/info", 200, 5000));
+}
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+struct slow {
+	long	 status;
+};
+
+static void *
+slow_request(void *arg)
+{
+	struct slow	*s = arg;
+	CURL		*c = curl_easy_init();
+	char		 url[512];
+
+	snprintf(url, sizeof(url), "%s/api/_test/sleep?ms=1500", getenv("BASE_URL"));
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static void
+test_graceful_stop_finishes_the_request_in_flight(void)
+{
+	struct slow	 s = { 0 };
+	pthread_t	 th;
+	pid_t		 m = master_pid();
+	int		 i;
+
+	pthread_create(&th, NULL, slow_request, &s);
+	sleep_ms(400);
+	kill(m, SIGTERM);
+	pthread_join(th, NULL);
+	for (i = 0; i < 100 && kill(m, 0) == 0; i++)
+		sleep_ms(100);
+	expect(s.status == 200);
+	expect(kill(m, 0) != 0);	/* the master is gone */
+	expect(sh("%s/tools/stack pool-start %s", top, stack_dir) == 0);
+	expect(wait_status("/api/health", 200, 5000));
+}
+
+static void
+test_migrate_is_idempotent_and_refuses_edited_files(void)
+{
+	const char	*out;
+
+	out = sh_out("eval \"$(%s/tools/stack env %s)\"; %s migrate 2>&1",
+	    top, stack_dir, getenv("DJAMMS_BIN"));
+	expect(strstr(out, "0 applied now") != NULL);
+	out = sh_out("set -e; d=$(mktemp -d); cp %s/sql/*.sql $d/; "
+	    "eval \"$(%s/tools/stack env %s)\"; "
+	    ". %s/stack.env; "
+	    "createdb -h $PG_SOCKET_DIR -p $PG_PORT -U djamms scratch_migrate; "
+	    "export DJAMMS_SQL_DIR=$d DJAMMS_DATABASE_URL=\"postgresql:///scratch_migrate?host=$PG_SOCKET_DIR&port=$PG_PORT&user=djamms\"; "
+	    "%s migrate >/dev/null; echo '-- edited' >> $(ls $d/*.sql | head -n 1); "
+	    "%s migrate 2>&1; echo rc=$?; rm -rf $d; "
+	    "dropdb -h $PG_SOCKET_DIR -p $PG_PORT -U djamms scratch_migrate",
+	    top, top, stack_dir, stack_dir, getenv("DJAMMS_BIN"), getenv("DJAMMS_BIN"));
+	expect(strstr(out, "changed after it was applied") != NULL);
+	expect(strstr(out, "rc=0") == NULL);
+}
+
+static void
+test_bad_configuration_is_refused_with_a_clear_message(void)
+{
+	const char	*out = sh_out("env -i DJAMMS_WORKERS=lots DJAMMS_REDIS_URL=http://x "
+			    "%s check-config 2>&1; echo rc=$?", getenv("DJAMMS_BIN"));
+
+	expect(strstr(out, "DJAMMS_WORKERS=\"lots\"") != NULL);
+	expect(strstr(out, "DJAMMS_DATABASE_URL is not set") != NULL);
+	expect(strstr(out, "DJAMMS_REDIS_URL") != NULL);
+	expect(strstr(out, "rc=78") != NULL);
+}
+
+static void
+test_systemd_units_pass_systemd_analyze_verify(void)
+{
+	if (sh("command -v systemd-analyze >/dev/null") != 0) {
+		t_fail(__FILE__, __LINE__, "systemd-analyze is not installed");
+		return;
+	}
+	expect(sh("%s/systemd/verify.sh \"$(mktemp -d)\" \"$(dirname %s)\" >&2",
+	    top, getenv("DJAMMS_BIN")) == 0);
+}
+
+static void
+test_make_install_honours_prefix_and_destdir(void)
+{
+	const char	*out = sh_out("d=$(mktemp -d); make -s -C %s install PREFIX=/usr "
+			    "DESTDIR=$d >/dev/null 2>&1 && cd $d && find . -type f | sort; "
+			    "rm -rf $d", top);
+
+	expect(strstr(out, "./usr/bin/djamms") != NULL);
+	expect(strstr(out, "./usr/share/djamms/sql/002_core.sql") != NULL);
+	expect(strstr(out, "./lib/systemd/system/djamms.service") != NULL);
+	expect(strstr(out, "./etc/djamms/djamms.env") != NULL);
+	expect(strstr(out, "./usr/share/djamms/nginx/djamms-server.conf.in") != NULL);
+}
+
+/* ---- runner ---------------------------------------------------------- */
+
+#define T(fn)	{ #fn, fn }
+static const struct {
+	const char	*name;
+	void		(*fn)(void);
+} tests[] = {
+	T(test_health_answers_through_nginx_with_a_request_id),
+	T(test_every_request_is_one_json_log_line),
+	T(test_status_is_200_when_everything_is_up),
+	T(test_info_reads_the_schema_version_from_the_database),
+	T(test_unknown_path_is_404_with_the_error_shape),
+	T(test_wrong_method_is_405_with_allow),
+	T(test_malformed_json_is_400),
+	T(test_deeply_nested_json_is_400),
+	T(test_valid_json_is_accepted),
+	T(test_wrong_content_type_is_415),
+	T(test_body_over_the_worker_cap_is_413),
+	T(test_body_over_nginx_cap_is_413_in_the_same_shape),
+	T(test_bad_percent_escape_in_query_is_400),
+	T(test_path_tricks_do_not_reach_a_handler),
+	T(test_test_only_routes_need_the_flag),
+	T(test_security_headers_and_no_version),
+	T(test_http2_is_negotiated),
+	T(test_static_root_is_served_by_nginx),
+	T(test_auth_routes_are_rate_limited_with_429_json),
+	T(test_gzip_applies_to_json),
+	T(test_socket_is_private_0660),
+	T(test_recycled_workers_lose_no_requests),
+	T(test_killed_worker_is_respawned_and_nginx_keeps_serving),
+	T(test_reload_replaces_every_worker_without_dropping_requests),
+	T(test_stuck_request_is_killed_at_the_deadline),
+	T(test_redis_down_degrades_status_but_db_routes_still_answer),
+	T(test_workers_reconnect_after_postgres_restarts),
+	T(test_postgres_down_is_503_not_a_hang),
+	T(test_graceful_stop_finishes_the_request_in_flight),
+	T(test_migrate_is_idempotent_and_refuses_edited_files),
+	T(test_bad_configuration_is_refused_with_a_clear_message),
+	T(test_systemd_units_pass_systemd_analyze_verify),
+	T(test_make_install_honours_prefix_and_destdir),
+};
+
+int
+main(int argc, char **argv)
+{
+	size_t	 i;
+	int	 passed = 0, failed = 0;
+
+	stack_dir = getenv("STACK_DIR");
+	top = getenv("TOP");
+	if (stack_dir == NULL || top == NULL || getenv("BASE_URL") == NULL ||
+	    getenv("DJAMMS_BIN") == NULL) {
+		fprintf(stderr, "integration: run me from tests/run-all\n");
+		return 2;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		if (argc > 1 && strstr(tests[i].name, argv[1]) == NULL)
+			continue;
+		t_failed_now = 0;
+		tests[i].fn();
+		if (t_failed_now) {
+			printf("not ok - %s\n", tests[i].name);
+			failed++;
+		} else {
+			printf("ok - %s\n", tests[i].name);
+			passed++;
+		}
+		fflush(stdout);
+	}
+	printf("integration: %d passed, %d failed\n", passed, failed);
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
