@@ -6,12 +6,15 @@
  * (the race libfcgi's own FCGX_ShutdownPending() has). The listen socket
  * is non-blocking, so a worker that loses the accept race to a sibling
  * gets EAGAIN and goes back to waiting instead of blocking in accept().
+ * Each worker waits on the listen socket with EPOLLEXCLUSIVE, so a new
+ * connection wakes one worker, not the whole pool.
  */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -60,6 +63,8 @@ worker_run(int slot, int listen_fd)
 	FCGX_Request		 fr;
 	struct mpool		*pool;
 	long			 limit = cfg.max_requests, served = 0;
+	struct epoll_event	 ev, got;
+	int			 epfd;
 
 	worker_slot = slot;
 	/* Die with the master; check it did not die before prctl. */
@@ -95,6 +100,17 @@ worker_run(int slot, int listen_fd)
 	db_connect();
 	rds_connect();
 
+	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		log_error("epoll_create1 failed", "\"errno\":%d", errno);
+		exit(1);
+	}
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = listen_fd;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+		log_error("epoll_ctl failed", "\"errno\":%d", errno);
+		exit(1);
+	}
+
 	pool = pool_new(16384);
 	FCGX_Init();
 	FCGX_InitRequest(&fr, listen_fd, 0);
@@ -110,13 +126,17 @@ worker_run(int slot, int listen_fd)
 		 * connection we hold (libfcgi keeps it in ipcFd, a field its
 		 * header marks private; 2.4.2 is what Debian ships).
 		 */
-		pfd.fd = fr.ipcFd >= 0 ? fr.ipcFd : listen_fd;
-		pfd.events = POLLIN;
-		pfd.revents = 0;
-		if (ppoll(&pfd, 1, NULL, &waitmask) < 0) {
+		if (fr.ipcFd >= 0) {
+			pfd.fd = fr.ipcFd;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			rc = ppoll(&pfd, 1, NULL, &waitmask);
+		} else
+			rc = epoll_pwait(epfd, &got, 1, -1, &waitmask);
+		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
-			log_error("ppoll failed", "\"errno\":%d", errno);
+			log_error("wait failed", "\"errno\":%d", errno);
 			break;
 		}
 		rc = FCGX_Accept_r(&fr);
@@ -140,6 +160,7 @@ worker_run(int slot, int listen_fd)
 	}
 
 	slot_state(SLOT_EMPTY);
+	close(epfd);
 	FCGX_Free(&fr, 1);
 	pool_free(pool);
 	db_disconnect();
