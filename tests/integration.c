@@ -772,7 +772,13 @@ main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (argc > 1 && strstr(tests[i].name, argv[1]) == NULL)
+		int	 a, wanted = argc == 1;
+
+		/* Arguments select tests by any substring of their names. */
+		for (a = 1; a < argc; a++)
+			if (strstr(tests[i].name, argv[a]) != NULL)
+				wanted = 1;
+		if (!wanted)
 			continue;
 		t_failed_now = 0;
 		tests[i].fn();
