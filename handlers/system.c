@@ -4,6 +4,7 @@
  * readiness (database, Redis, storage and the pool, 503 when any fails),
  * /api/system/info reads only the database.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -215,6 +216,69 @@ test_echo(struct req *r)
 	return resp_json(r, 200, o);
 }
 
+/*
+ * The transaction helper against the real database: the first ?fail=N
+ * attempts raise a serialization failure; db_tx must retry them and
+ * report how many attempts it took (or give up with 409 past its limit).
+ */
+static const struct db_stmt st_fail_serialization = {
+	"test_fail_serialization",
+	"DO $$ BEGIN RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure'; END $$",
+	0
+};
+
+static const struct db_stmt st_txid = {
+	"test_txid", "SELECT txid_current()::text", 0
+};
+
+struct tx_test {
+	long	 fail;
+	long	 attempts;
+	char	 txid[32];
+};
+
+static enum app_err
+tx_test_body(struct req *r, void *arg)
+{
+	struct tx_test	*t = arg;
+	PGresult	*res;
+	enum app_err	 err;
+
+	if (t->attempts++ < t->fail)
+		return db_exec(r, &res, &st_fail_serialization, NULL);
+	if ((err = db_exec(r, &res, &st_txid, NULL)) != E_OK)
+		return err;
+	snprintf(t->txid, sizeof(t->txid), "%s", PQgetvalue(res, 0, 0));
+	return E_OK;
+}
+
+static enum app_err
+test_tx(struct req *r)
+{
+	struct tx_test		 t = { 0, 0, "" };
+	const char		*fail = req_query(r, "fail");
+	struct json_object	*o;
+	enum app_err		 err;
+
+	if (fail != NULL && config_parse_long(fail, 0, 10, &t.fail) != 0)
+		return req_fail(r, E_INVALID, "fail must be 0..10", NULL);
+	if ((err = db_tx(r, "SERIALIZABLE", tx_test_body, &t)) != E_OK)
+		return req_fail(r, err, pool_printf(r->pool,
+		    "gave up after %ld attempts", t.attempts), NULL);
+	o = json_object_new_object();
+	json_object_object_add(o, "attempts", json_object_new_int64(t.attempts));
+	json_object_object_add(o, "txid", json_object_new_string(t.txid));
+	return resp_json(r, 200, o);
+}
+
+/* A worker that dies mid-request, for the respawn and crash-loop tests. */
+static enum app_err
+test_crash(struct req *r)
+{
+	(void)r;
+	abort();
+}
+
 static const struct route system_routes[] = {
 	/* methods	pattern			handler		needs	flags */
 	{ M_GET,	"/api/health",		system_health,	P_NONE,	0 },
@@ -222,6 +286,8 @@ static const struct route system_routes[] = {
 	{ M_GET,	"/api/system/info",	system_info,	P_NONE,	0 },
 	{ M_GET,	"/api/_test/sleep",	test_sleep,	P_NONE,	ROUTE_TEST_ONLY },
 	{ M_POST | M_PUT, "/api/_test/echo",	test_echo,	P_NONE,	ROUTE_TEST_ONLY },
+	{ M_POST,	"/api/_test/tx",	test_tx,	P_NONE,	ROUTE_TEST_ONLY },
+	{ M_POST,	"/api/_test/crash",	test_crash,	P_NONE,	ROUTE_TEST_ONLY },
 };
 
 const struct route_table system_route_table = {

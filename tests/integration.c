@@ -544,6 +544,66 @@ test_stuck_request_is_killed_at_the_deadline(void)
 	expect(wait_status("/api/health", 200, 3000));
 }
 
+static void
+test_transactions_retry_serialization_failures(void)
+{
+	struct http_res	 res = http_json("POST", "/api/_test/tx?fail=2", "{}");
+
+	expect_status(&res, 200);
+	expect(json_int(&res, "attempts", 0) == 3);
+	http_free(&res);
+	/* Three attempts is the limit: the fourth is not made. */
+	res = http_json("POST", "/api/_test/tx?fail=3", "{}");
+	expect_status(&res, 409);
+	expect_json_str(&res, "error.code", "conflict");
+	expect(strstr(json_str(&res, "error.message"), "3 attempts") != NULL);
+	http_free(&res);
+	/* The connection is usable afterwards: no transaction left open. */
+	res = http_get("/api/system/info");
+	expect_status(&res, 200);
+	http_free(&res);
+}
+
+static void
+test_a_crashing_worker_is_respawned_with_back_off(void)
+{
+	long long	 crashes = status_counter("crashes");
+	struct http_res	 res = http_json("POST", "/api/_test/crash", "{}");
+
+	/* nginx answers for the dead worker in the one error shape. */
+	expect_status(&res, 502);
+	expect_json_str(&res, "error.code", "bad_gateway");
+	http_free(&res);
+	expect(wait_status("/api/health", 200, 3000));
+	expect(status_counter("crashes") == crashes + 1);
+	expect(sh("grep '\"msg\":\"worker died\"' %s/log/djamms.log | "
+	    "grep -q '\"route\":\"/api/_test/crash\"'", stack_dir) == 0);
+	sleep_ms(500);
+	expect(status_counter("alive") == 4);
+}
+
+static void
+test_a_crash_loop_stops_the_pool(void)
+{
+	pid_t	 m = master_pid();
+	int	 i;
+
+	/* Every new worker dies on its first request: give up, exit 1. */
+	for (i = 0; i < 200 && kill(m, 0) == 0; i++) {
+		struct http_res	 res = http_json("POST", "/api/_test/crash", "{}");
+
+		http_free(&res);
+		sleep_ms(50);
+	}
+	sleep_ms(300);
+	expect(kill(m, 0) != 0);
+	expect(sh("grep -q 'crash loop' %s/log/djamms.log", stack_dir) == 0);
+	expect(sh("grep '\"msg\":\"pool stopped\"' %s/log/djamms.log | "
+	    "tail -n 1 | grep -q '\"exit\":1'", stack_dir) == 0);
+	expect(sh("%s/tools/stack pool-start %s", top, stack_dir) == 0);
+	expect(wait_status("/api/health", 200, 5000));
+}
+
 /* ---- dependencies going away ----------------------------------------- */
 
 static void
@@ -747,10 +807,13 @@ static const struct {
 	T(test_killed_worker_is_respawned_and_nginx_keeps_serving),
 	T(test_reload_replaces_every_worker_without_dropping_requests),
 	T(test_stuck_request_is_killed_at_the_deadline),
+	T(test_transactions_retry_serialization_failures),
+	T(test_a_crashing_worker_is_respawned_with_back_off),
 	T(test_redis_down_degrades_status_but_db_routes_still_answer),
 	T(test_workers_reconnect_after_postgres_restarts),
 	T(test_postgres_down_is_503_not_a_hang),
 	T(test_graceful_stop_finishes_the_request_in_flight),
+	T(test_a_crash_loop_stops_the_pool),
 	T(test_migrate_is_idempotent_and_refuses_edited_files),
 	T(test_bad_configuration_is_refused_with_a_clear_message),
 	T(test_systemd_units_pass_systemd_analyze_verify),
