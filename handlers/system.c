@@ -42,34 +42,37 @@ system_health(struct req *r)
 	return resp_json(r, 200, o);
 }
 
+/* {"status":"ok"|"down","latency_us":N} for a check that started at t0. */
 static struct json_object *
-check_database(int *ok)
+check_result(int ok, uint64_t t0)
 {
 	struct json_object	*o = json_object_new_object();
-	uint64_t		 t0 = now_us();
-	PGresult		*res;
-	enum app_err		 err = db_exec(NULL, &res, &st_ping, NULL);
 
-	if (err == E_OK)
-		PQclear(res);
-	*ok = err == E_OK;
-	json_object_object_add(o, "status", json_object_new_string(*ok ? "ok" : "down"));
+	json_object_object_add(o, "status", json_object_new_string(ok ? "ok" : "down"));
 	json_object_object_add(o, "latency_us", json_object_new_int64(
 	    (int64_t)(now_us() - t0)));
 	return o;
 }
 
 static struct json_object *
+check_database(int *ok)
+{
+	uint64_t	 t0 = now_us();
+	PGresult	*res;
+
+	*ok = db_exec(NULL, &res, &st_ping, NULL) == E_OK;
+	if (*ok)
+		PQclear(res);
+	return check_result(*ok, t0);
+}
+
+static struct json_object *
 check_redis(int *ok)
 {
-	struct json_object	*o = json_object_new_object();
-	uint64_t		 t0 = now_us();
+	uint64_t	 t0 = now_us();
 
 	*ok = rds_ping() == 0;
-	json_object_object_add(o, "status", json_object_new_string(*ok ? "ok" : "down"));
-	json_object_object_add(o, "latency_us", json_object_new_int64(
-	    (int64_t)(now_us() - t0)));
-	return o;
+	return check_result(*ok, t0);
 }
 
 static struct json_object *

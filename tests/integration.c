@@ -364,9 +364,9 @@ test_path_tricks_do_not_reach_a_handler(void)
 }
 
 static void
-test_test_only_routes_need_the_flag(void)
+test_check_config_accepts_a_minimal_environment(void)
 {
-	/* The stack here runs with DJAMMS_TEST_ROUTES=1; production does not. */
+	/* Only the database is required; everything else has a default. */
 	const char	*out = sh_out("env -i DJAMMS_DATABASE_URL=x %s check-config "
 			    ">/dev/null 2>&1; echo $?", getenv("DJAMMS_BIN"));
 
@@ -796,7 +796,7 @@ static const struct {
 	T(test_body_over_nginx_cap_is_413_in_the_same_shape),
 	T(test_bad_percent_escape_in_query_is_400),
 	T(test_path_tricks_do_not_reach_a_handler),
-	T(test_test_only_routes_need_the_flag),
+	T(test_check_config_accepts_a_minimal_environment),
 	T(test_security_headers_and_no_version),
 	T(test_http2_is_negotiated),
 	T(test_static_root_is_served_by_nginx),

@@ -574,6 +574,47 @@ test_json_rejects_non_json_syntax(void **state)
 	expect_json_rejected("{\"a\":\"\\x41\"}", 12);
 }
 
+static void
+test_json_rejects_what_json_c_strict_mode_lets_through(void **state)
+{
+	expect_json_rejected("{'a':1}", 7);
+	expect_json_rejected("{\"a\":NaN}", 10);
+	expect_json_rejected("{\"a\":Infinity}", 15);
+	expect_json_rejected("{\"a\":-Infinity}", 16);
+	expect_json_rejected("NaN ", 4);
+	expect_json_rejected("\"a\x01b\"", 5);
+	expect_json_rejected("\"a\tb\"", 5);
+}
+
+static void
+test_json_rejects_overlong_and_surrogate_utf8(void **state)
+{
+	expect_json_rejected("\"\xc0\xaf\"", 4);
+	expect_json_rejected("\"\xe0\x80\xaf\"", 5);
+	expect_json_rejected("\"\xed\xa0\x80\"", 5);
+	expect_json_rejected("\"\xf4\x90\x80\x80\"", 6);
+	expect_json_rejected("\"\xf5\x80\x80\x80\"", 6);
+	expect_json_rejected("{\"\xc0\xaf\":1}", 8);
+}
+
+static void
+test_json_accepts_real_utf8_and_bare_scalars(void **state)
+{
+	struct json_object	*o;
+	const char		*why;
+
+	assert_int_equal(parse("\"\xe2\x82\xac \xf0\x9f\x8e\xb5 \xed\x9f\xbf\"", 14,
+	    &o, &why), E_OK);
+	json_object_put(o);
+	assert_int_equal(parse("42", 2, &o, &why), E_OK);
+	assert_int_equal(json_object_get_int(o), 42);
+	json_object_put(o);
+	assert_int_equal(parse("true", 4, &o, &why), E_OK);
+	json_object_put(o);
+	assert_int_equal(parse("null", 4, &o, &why), E_OK);
+	assert_null(o);
+}
+
 /* ---- router_match --------------------------------------------------- */
 
 static void
@@ -1867,6 +1908,9 @@ main(void)
 		T(test_json_rejects_single_quoted_string_value),
 		T(test_json_rejects_trailing_comma),
 		T(test_json_rejects_non_json_syntax),
+		T(test_json_rejects_what_json_c_strict_mode_lets_through),
+		T(test_json_rejects_overlong_and_surrogate_utf8),
+		T(test_json_accepts_real_utf8_and_bare_scalars),
 		/* router_match */
 		T(test_router_finds_a_literal_route),
 		T(test_router_tells_wrong_method_from_no_path),
