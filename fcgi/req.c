@@ -308,9 +308,9 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 	if (jerr == json_tokener_continue) {
 		/*
 		 * A bare number or literal only ends at a delimiter: feed
-		 * one NUL as end of input, as json_tokener_parse() does.
+		 * one space, which ends it and adds nothing.
 		 */
-		obj = json_tokener_parse_ex(tok, "", 1);
+		obj = json_tokener_parse_ex(tok, " ", 1);
 		jerr = json_tokener_get_error(tok);
 		if (jerr != json_tokener_success)
 			jerr = json_tokener_continue;	/* it was cut short */
