@@ -317,7 +317,7 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 		end = len;
 	} else
 		end = json_tokener_get_parse_end(tok);
-	if (obj == NULL || jerr != json_tokener_success) {
+	if (jerr != json_tokener_success) {	/* JSON null is a NULL obj */
 		if (jerr == json_tokener_continue)
 			*why = "the JSON document ends too early";
 		else if (jerr == json_tokener_error_depth)
