@@ -85,6 +85,54 @@ env_log_level(void)
 	return LOG_INFO;
 }
 
+/*
+ * A secret from NAME or from the file NAME_FILE (systemd credentials,
+ * a root-only file); trailing newlines are not part of it. OUT: *len.
+ */
+static char *
+env_secret(const char *name, size_t *len)
+{
+	char		 fname[96];
+	const char	*v = getenv(name), *path;
+	char		*buf;
+	FILE		*f;
+	size_t		 n;
+
+	*len = 0;
+	snprintf(fname, sizeof(fname), "%s_FILE", name);
+	path = getenv(fname);
+	if (v != NULL && *v != '\0') {
+		if ((buf = strdup(v)) == NULL)
+			abort();
+		*len = strlen(buf);
+		return buf;
+	}
+	if (path == NULL || *path == '\0')
+		return NULL;
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "djamms: %s=\"%s\": cannot read it\n", fname, path);
+		bad++;
+		return NULL;
+	}
+	if ((buf = malloc(4097)) == NULL)
+		abort();
+	n = fread(buf, 1, 4096, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static void
+load_password_params(void)
+{
+	cfg.password_memory_kib = env_long("DJAMMS_PASSWORD_MEMORY_KIB", 19456,
+	    8192, 4194304);
+	cfg.password_iterations = env_long("DJAMMS_PASSWORD_ITERATIONS", 2, 1, 100);
+}
+
 int
 config_load(enum config_need need)
 {
@@ -99,6 +147,9 @@ config_load(enum config_need need)
 	    5000, 10, 3600000);
 	cfg.sql_dir = env_str("DJAMMS_SQL_DIR", DJAMMS_SQL_DIR_DEFAULT, 0);
 	if (need == CONFIG_MIGRATE)
+		return bad ? -1 : 0;
+	load_password_params();
+	if (need == CONFIG_ADMIN)
 		return bad ? -1 : 0;
 
 	cfg.listen_path = env_str("DJAMMS_LISTEN", "/run/djamms/djamms.sock", 0);
@@ -122,6 +173,39 @@ config_load(enum config_need need)
 	cfg.body_max = env_long("DJAMMS_BODY_MAX", 1048576, 1024, 64L << 20);
 	cfg.json_max_depth = (int)env_long("DJAMMS_JSON_MAX_DEPTH", 32, 2, 1000);
 	cfg.test_routes = (int)env_long("DJAMMS_TEST_ROUTES", 0, 0, 1);
+	cfg.jwt_secret = env_secret("DJAMMS_JWT_SECRET", &cfg.jwt_secret_len);
+	cfg.jwt_previous_secret = env_secret("DJAMMS_JWT_PREVIOUS_SECRET",
+	    &cfg.jwt_previous_secret_len);
+	cfg.jwt_issuer = env_str("DJAMMS_JWT_ISSUER", "djamms", 0);
+	cfg.jwt_audience = env_str("DJAMMS_JWT_AUDIENCE", "djamms-api", 0);
+	cfg.access_ttl_s = env_long("DJAMMS_ACCESS_TTL_S", 900, 30, 86400);
+	cfg.refresh_ttl_days = env_long("DJAMMS_REFRESH_TTL_DAYS", 30, 1, 365);
+	cfg.hash_concurrency = (int)env_long("DJAMMS_HASH_CONCURRENCY",
+	    cfg.workers / 2 > 0 ? cfg.workers / 2 : 1, 1, 512);
+	cfg.login_max_failures = env_long("DJAMMS_LOGIN_MAX_FAILURES", 5, 1, 1000);
+	cfg.login_window_s = env_long("DJAMMS_LOGIN_WINDOW_S", 900, 10, 86400);
+	cfg.public_url = env_str("DJAMMS_PUBLIC_URL", "https://localhost:8443", 0);
+	if (strncmp(cfg.public_url, "https://", 8) != 0 &&
+	    strncmp(cfg.public_url, "http://", 7) != 0) {
+		fprintf(stderr, "djamms: DJAMMS_PUBLIC_URL=\"%s\" must start with "
+		    "https:// or http://\n", cfg.public_url);
+		bad++;
+	}
+	if (cfg.jwt_secret == NULL) {
+		fprintf(stderr, "djamms: DJAMMS_JWT_SECRET or DJAMMS_JWT_SECRET_FILE "
+		    "is not set (required: at least 32 random bytes, e.g. "
+		    "openssl rand -hex 32)\n");
+		bad++;
+	} else if (cfg.jwt_secret_len < 32) {
+		fprintf(stderr, "djamms: DJAMMS_JWT_SECRET is %zu bytes; at least "
+		    "32 are required\n", cfg.jwt_secret_len);
+		bad++;
+	}
+	if (cfg.jwt_previous_secret != NULL && cfg.jwt_previous_secret_len < 32) {
+		fprintf(stderr, "djamms: DJAMMS_JWT_PREVIOUS_SECRET is shorter than "
+		    "32 bytes\n");
+		bad++;
+	}
 
 	{
 		char	 host[256];

@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <time.h>
 #include <sys/types.h>
+#include <semaphore.h>
 
 #include "errors.h"
 
@@ -42,11 +44,27 @@ struct config {
 	int		 log_level;		/* DJAMMS_LOG_LEVEL */
 	const char	*sql_dir;		/* DJAMMS_SQL_DIR */
 	int		 test_routes;		/* DJAMMS_TEST_ROUTES */
+	/* accounts and tokens */
+	char		*jwt_secret;		/* DJAMMS_JWT_SECRET(_FILE) */
+	size_t		 jwt_secret_len;
+	char		*jwt_previous_secret;	/* DJAMMS_JWT_PREVIOUS_SECRET(_FILE) */
+	size_t		 jwt_previous_secret_len;
+	const char	*jwt_issuer;		/* DJAMMS_JWT_ISSUER */
+	const char	*jwt_audience;		/* DJAMMS_JWT_AUDIENCE */
+	long		 access_ttl_s;		/* DJAMMS_ACCESS_TTL_S */
+	long		 refresh_ttl_days;	/* DJAMMS_REFRESH_TTL_DAYS */
+	int		 hash_concurrency;	/* DJAMMS_HASH_CONCURRENCY */
+	long		 password_memory_kib;	/* DJAMMS_PASSWORD_MEMORY_KIB */
+	long		 password_iterations;	/* DJAMMS_PASSWORD_ITERATIONS */
+	long		 login_max_failures;	/* DJAMMS_LOGIN_MAX_FAILURES */
+	long		 login_window_s;	/* DJAMMS_LOGIN_WINDOW_S */
+	const char	*public_url;		/* DJAMMS_PUBLIC_URL, for mailed links */
 };
 
 enum config_need {
 	CONFIG_SERVE,		/* everything the pool needs */
 	CONFIG_MIGRATE,		/* only the database and the SQL directory */
+	CONFIG_ADMIN,		/* the database and password hashing */
 };
 
 extern struct config	 cfg;
@@ -113,6 +131,7 @@ struct pool_slot {
 	uint64_t	 started_us;
 	uint64_t	 busy_since_us;
 	uint64_t	 requests;
+	uint32_t	 hashing;	/* holds a password-hashing permit */
 	char		 route[96];	/* the route in progress, for deadline logs */
 };
 
@@ -124,6 +143,7 @@ struct pool_shared {
 	uint64_t	 deadline_kills;
 	uint64_t	 requests_total;
 	uint32_t	 draining;
+	sem_t		 hash_sem;	/* password hashes at once, pool-wide */
 	struct pool_slot slots[];
 };
 
@@ -209,7 +229,9 @@ enum perm {
 	P_READ_SYSTEM		= 1 << 9,
 	P_WRITE_SYSTEM		= 1 << 10,
 	P_ADMIN_SYSTEM		= 1 << 11,
+	P_AUTHENTICATED		= 1 << 12,	/* any identity, even a guest */
 };
+#define P_ALL_NAMED	0xfffu		/* the twelve permissions with names */
 
 struct kv {
 	const char	*key;
@@ -244,9 +266,15 @@ struct req {
 	const char		*test_body;
 	size_t			 test_body_len;
 
-	/* the caller, filled by auth (issue #3) */
+	/* the caller, filled by auth_identify() */
 	const char		*user_id;
+	const char		*username;
+	const char		*role;
 	unsigned		 perms;
+	int			 is_anonymous;
+	const char		*jti;		/* access token id, for logout */
+	long			 token_exp;
+	const char		*api_key_id;	/* when signed in with an API key */
 
 	/* the error a handler sets before returning a code */
 	const char		*err_message;
@@ -297,6 +325,25 @@ int		 json_prescan(const char *buf, size_t len, const char **why);
 enum app_err	 json_parse_strict(const char *buf, size_t len, int max_depth,
 		    struct json_object **out, const char **why);
 
+/* ---- input.c: fields of a JSON body ------------------------------- */
+
+/*
+ * The body must be an object whose keys are all in allowed (NULL-ended);
+ * a key in forbidden gets "cannot be set here". 400 otherwise.
+ */
+enum app_err	 body_only(struct req *, struct json_object *body,
+		    const char *const *allowed, const char *const *forbidden);
+/* A string field of min..max bytes. OUT: *out (NULL if absent), *len. */
+enum app_err	 body_string(struct req *, struct json_object *body,
+		    const char *field, int required, size_t min, size_t max,
+		    const char **out, size_t *len);
+enum app_err	 body_bool(struct req *, struct json_object *body,
+		    const char *field, int *present, int *out);
+/* 422 naming field, with details {"field","reason"}. */
+enum app_err	 body_fail(struct req *, const char *field, const char *why);
+enum app_err	 query_page(struct req *, long def_limit, long max_limit,
+		    long *page, long *limit);
+
 /* ---- resp.c --------------------------------------------------------- */
 
 void		 resp_header(struct req *r, const char *name, const char *val);
@@ -341,12 +388,89 @@ enum http_method method_parse(const char *);
 void		 method_list(unsigned methods, char *buf, size_t cap);
 const struct route_table *router_tables(size_t *n);
 
+/* ---- auth.c: identities, tokens, passwords ---------------------------- */
+
+/* The permission matrix: the permissions a role has, 0 for no role. */
+unsigned	 role_perms(const char *role);
+int		 role_valid(const char *role);
+const char	*perm_name(unsigned bit);
+unsigned	 perm_parse(const char *name);		/* 0 if unknown */
+/* A JSON array of the names of the bits in perms. */
+struct json_object *perms_json(unsigned perms);
+
+struct access_claims {
+	char		 sub[37];
+	char		 username[64];
+	char		 role[16];
+	char		 jti[40];
+	long		 iat, exp;
+	int		 anon;
+};
+
+struct token_user {
+	const char	*id;
+	const char	*username;
+	const char	*email;		/* NULL for anonymous accounts */
+	const char	*role;
+	int		 is_anonymous;
+};
+
+/* Keys from cfg; -1 with a message when a secret is missing or short. */
+int		 auth_init(void);
+/*
+ * Sign an access token for u, valid cfg.access_ttl_s from now. OUT:
+ * *exp. The token is allocated from pool.
+ */
+char		*auth_sign_access(struct mpool *, const struct token_user *u,
+		    time_t now, long *exp);
+/*
+ * Verify signature, algorithm, key id and every claim. Pure apart from
+ * cfg. OUT: *c; on failure *why says which check failed.
+ */
+enum app_err	 auth_verify_access(const char *token, time_t now,
+		    struct access_claims *c, const char **why);
+/*
+ * Who is calling: a Bearer token or an API key (Authorization: ApiKey or
+ * X-API-Key). No credentials is E_OK with r->user_id NULL.
+ */
+enum app_err	 auth_identify(struct req *r);
+/* End every access token of user_id issued up to now (Redis + DB). */
+void		 auth_revoke_user_tokens(struct req *r, const char *user_id);
+/* Put the caller's access token on the deny-list until it expires. */
+void		 auth_deny_jti(struct req *r, const char *jti, const char *user_id,
+		    long exp);
+/* Copy unexpired deny-list entries from the database back into Redis. */
+void		 auth_resync_denylist(void);
+
+/* Argon2id with cfg parameters; waits for a pool-wide permit. OUT: out. */
+enum app_err	 password_hash(const char *pw, size_t len, char *out, size_t cap);
+/* 0 if pw matches; a dummy verification when encoded is NULL. */
+enum app_err	 password_verify(const char *encoded, const char *pw, size_t len,
+		    int *match);
+/* n random bytes as base64url (no padding). OUT: out[2 * n]. */
+void		 random_token(char *out, size_t nbytes);
+/* SHA-256 of s as a bytea text literal "\\x...". OUT: out[67]. */
+void		 sha256_bytea(const char *s, size_t len, char out[67]);
+/* base64url without padding. OUT: out[(n + 2) / 3 * 4 + 1]. */
+void		 b64url_encode(const unsigned char *in, size_t n, char *out);
+/* -1 on bad input. OUT: out (cap bytes), *outlen. */
+int		 b64url_decode(const char *in, size_t n, unsigned char *out,
+		    size_t cap, size_t *outlen);
+int		 uuid_valid(const char *s);
+
 /* ---- handlers ------------------------------------------------------- */
 
 extern const struct route_table	system_route_table;
+extern const struct route_table	auth_route_table;
+extern const struct route_table	admin_route_table;
 
 /* ---- migrate.c ------------------------------------------------------ */
 
 int		 migrate_run(int status_only);
+
+/* ---- admin_cli.c ---------------------------------------------------- */
+
+/* djamms admin create|reset|ensure ...; returns the exit status. */
+int		 admin_cli(int argc, char **argv);
 
 #endif

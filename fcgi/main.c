@@ -13,6 +13,12 @@ usage(void)
 	fprintf(stderr,
 	    "usage: djamms serve            run the FastCGI worker pool\n"
 	    "       djamms migrate [--status]  apply (or list) SQL migrations\n"
+	    "       djamms admin create|reset USERNAME [--email EMAIL]\n"
+	    "                               create an admin, or reset one's password;\n"
+	    "                               the password comes from DJAMMS_ADMIN_PASSWORD\n"
+	    "                               or is generated and printed once\n"
+	    "       djamms admin ensure     create the first admin if there is none\n"
+	    "                               (DJAMMS_ADMIN_USER, DJAMMS_ADMIN_PASSWORD)\n"
 	    "       djamms check-config     validate the DJAMMS_* environment\n"
 	    "       djamms version\n");
 	return 2;
@@ -24,7 +30,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		return usage();
 	if (strcmp(argv[1], "serve") == 0) {
-		if (config_load(CONFIG_SERVE) != 0)
+		if (config_load(CONFIG_SERVE) != 0 || auth_init() != 0)
 			return 78;	/* EX_CONFIG: systemd shows it plainly */
 		return master_run();
 	}
@@ -35,8 +41,13 @@ main(int argc, char **argv)
 			return 78;
 		return migrate_run(status_only);
 	}
+	if (strcmp(argv[1], "admin") == 0) {
+		if (config_load(CONFIG_ADMIN) != 0)
+			return 78;
+		return admin_cli(argc - 2, argv + 2);
+	}
 	if (strcmp(argv[1], "check-config") == 0) {
-		if (config_load(CONFIG_SERVE) != 0)
+		if (config_load(CONFIG_SERVE) != 0 || auth_init() != 0)
 			return 78;
 		puts("configuration ok");
 		return 0;

@@ -231,6 +231,8 @@ reap(void)
 			early_deaths = 0;
 		s->pid = 0;
 		__atomic_store_n(&s->state, SLOT_EMPTY, __ATOMIC_RELEASE);
+		if (__atomic_exchange_n(&s->hashing, 0, __ATOMIC_ACQ_REL))
+			sem_post(&pool_shm->hash_sem);	/* died holding a permit */
 		if (draining)
 			continue;
 		pool_shm->restarts++;
@@ -366,6 +368,8 @@ master_run(void)
 		return 1;
 	memset(pool_shm, 0, shm_size);
 	pool_shm->nslots = (uint32_t)cfg.workers;
+	if (sem_init(&pool_shm->hash_sem, 1, (unsigned)cfg.hash_concurrency) != 0)
+		return 1;
 	pool_shm->master_started_us = now_us();
 	ctl = calloc((size_t)cfg.workers, sizeof(*ctl));
 	if (ctl == NULL)
@@ -438,6 +442,7 @@ master_run(void)
 	close(sigfd);
 	log_info("pool stopped", "\"exit\":%d", exit_code);
 	free(ctl);
+	sem_destroy(&pool_shm->hash_sem);
 	munmap(pool_shm, shm_size);
 	pool_shm = NULL;
 	return exit_code;

@@ -16,6 +16,7 @@
 
 static redisContext	*ctx;
 static uint64_t		 next_attempt_us;
+static int		 resyncing;
 
 int
 rds_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db,
@@ -117,6 +118,7 @@ rds_connect(void)
 	if (db != 0) {
 		redisReply	*rep = redisCommand(ctx, "SELECT %d", db);
 
+
 		if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
 			if (rep)
 				freeReplyObject(rep);
@@ -124,6 +126,15 @@ rds_connect(void)
 			return -1;
 		}
 		freeReplyObject(rep);
+	}
+	/*
+	 * Logouts recorded while Redis was away are only in the database:
+	 * put them back on the deny-list the workers read.
+	 */
+	if (worker_slot >= 0 && !resyncing) {
+		resyncing = 1;
+		auth_resync_denylist();
+		resyncing = 0;
 	}
 	return 0;
 }

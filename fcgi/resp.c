@@ -149,8 +149,10 @@ resp_send(struct req *r)
 		len += (size_t)snprintf(head + len, sizeof(head) - len,
 		    "X-Request-Id: %s\r\n", r->request_id);
 	len += (size_t)snprintf(head + len, sizeof(head) - len,
-	    "Cache-Control: no-store\r\nContent-Length: %zu\r\n",
-	    r->method == M_HEAD ? 0 : r->body_len);
+	    "Cache-Control: no-store\r\n");
+	if (r->status != 204 && r->status != 304)
+		len += (size_t)snprintf(head + len, sizeof(head) - len,
+		    "Content-Length: %zu\r\n", r->method == M_HEAD ? 0 : r->body_len);
 	FCGX_PutStr(head, (int)len, r->fr->out);
 	for (h = r->headers; h != NULL; h = h->next) {
 		FCGX_PutS(h->name, r->fr->out);

@@ -13,6 +13,8 @@
 
 static const struct route_table *const all_tables[] = {
 	&system_route_table,
+	&auth_route_table,
+	&admin_route_table,
 };
 
 const struct route_table *
@@ -212,9 +214,24 @@ dispatch(struct req *r)
 		    "or more than 256 arguments)", NULL);
 		goto respond;
 	}
+	if ((err = auth_identify(r)) != E_OK) {
+		if (r->route->needs != P_NONE)
+			goto respond;
+		/* A stale token does not stop a public route: ignore it. */
+		r->user_id = r->username = r->role = r->jti = r->api_key_id = NULL;
+		r->perms = 0;
+		r->is_anonymous = 0;
+		r->err_message = NULL;
+		err = E_OK;
+	}
 	if (r->route->needs != P_NONE &&
 	    (r->perms & r->route->needs) != r->route->needs) {
-		err = r->user_id == NULL ? E_UNAUTHORIZED : E_FORBIDDEN;
+		err = r->user_id == NULL ?
+		    req_fail(r, E_UNAUTHORIZED, "sign in first", NULL) :
+		    req_fail(r, E_FORBIDDEN, pool_printf(r->pool,
+		    "your account lacks the permission this needs (%s)",
+		    perm_name(r->route->needs & P_ALL_NAMED) ?
+		    perm_name(r->route->needs & P_ALL_NAMED) : "an account"), NULL);
 		goto respond;
 	}
 	err = r->route->handler(r);
@@ -224,6 +241,8 @@ respond:
 		if (err == E_OK)
 			err = E_INTERNAL;	/* a handler that forgot to answer */
 		resp_error(r, err);
+		if (err == E_UNAUTHORIZED)
+			resp_header(r, "WWW-Authenticate", "Bearer realm=\"djamms\"");
 		if (err == E_METHOD && allow != 0) {
 			char	 list[96];
 

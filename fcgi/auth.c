@@ -1,0 +1,704 @@
+/*
+ * fcgi/auth.c: identities. The permission matrix, access tokens (JWT
+ * HS256 through libjwt 1.10, which checks the signature and nothing else:
+ * the algorithm, key id and every claim are checked here by hand), API
+ * keys, Argon2id password hashing behind a pool-wide permit, and the
+ * deny-list that ends tokens early (logout, deactivation, role change).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <argon2.h>
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <jwt.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "djamms.h"
+
+#define CLOCK_SKEW_S	60
+#define TOKEN_MAX	4096
+
+/* ---- the permission matrix --------------------------------------- */
+
+static const char *const perm_names[] = {
+	"read:tracks", "write:tracks", "delete:tracks",
+	"read:playlists", "write:playlists", "delete:playlists",
+	"read:schedules", "write:schedules", "delete:schedules",
+	"read:system", "write:system", "admin:system",
+};
+
+#define GUEST_PERMS	(P_READ_TRACKS | P_READ_PLAYLISTS | P_READ_SCHEDULES)
+/* A user's write and delete rights cover their own content only. */
+#define USER_PERMS	(GUEST_PERMS | P_WRITE_TRACKS | P_DELETE_TRACKS | \
+			 P_WRITE_PLAYLISTS | P_DELETE_PLAYLISTS)
+#define MOD_PERMS	(USER_PERMS | P_WRITE_SCHEDULES | P_DELETE_SCHEDULES | \
+			 P_READ_SYSTEM)
+#define ADMIN_PERMS	(MOD_PERMS | P_WRITE_SYSTEM | P_ADMIN_SYSTEM)
+
+static const struct {
+	const char	*role;
+	unsigned	 perms;
+} roles[] = {
+	{ "guest",	GUEST_PERMS },
+	{ "user",	USER_PERMS },
+	{ "moderator",	MOD_PERMS },
+	{ "admin",	ADMIN_PERMS },
+};
+
+unsigned
+role_perms(const char *role)
+{
+	size_t	 i;
+
+	for (i = 0; role != NULL && i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(role, roles[i].role) == 0)
+			return roles[i].perms;
+	return 0;
+}
+
+int
+role_valid(const char *role)
+{
+	return role_perms(role) != 0;
+}
+
+const char *
+perm_name(unsigned bit)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(perm_names) / sizeof(perm_names[0]); i++)
+		if (bit == 1u << i)
+			return perm_names[i];
+	return NULL;
+}
+
+unsigned
+perm_parse(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < sizeof(perm_names) / sizeof(perm_names[0]); i++)
+		if (strcmp(name, perm_names[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+struct json_object *
+perms_json(unsigned perms)
+{
+	struct json_object	*a = json_object_new_array();
+	size_t			 i;
+
+	for (i = 0; i < sizeof(perm_names) / sizeof(perm_names[0]); i++)
+		if (perms & (1u << i))
+			json_object_array_add(a, json_object_new_string(perm_names[i]));
+	return a;
+}
+
+/* ---- encodings ------------------------------------------------------ */
+
+void
+b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+	int	 len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+	int	 i;
+
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+	for (i = 0; i < len; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+}
+
+int
+b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap,
+    size_t *outlen)
+{
+	char	 buf[1400];
+	size_t	 i, padded = (n + 3) / 4 * 4;
+	int	 len;
+
+	if (n % 4 == 1 || padded >= sizeof(buf) || padded / 4 * 3 > cap)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char	 c = in[i];
+
+		if (c == '-')
+			c = '+';
+		else if (c == '_')
+			c = '/';
+		else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9')))
+			return -1;
+		buf[i] = c;
+	}
+	for (; i < padded; i++)
+		buf[i] = '=';
+	buf[padded] = '\0';
+	len = EVP_DecodeBlock(out, (unsigned char *)buf, (int)padded);
+	if (len < 0)
+		return -1;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	*outlen = (size_t)len - (padded - n);
+	return 0;
+}
+
+void
+random_token(char *out, size_t nbytes)
+{
+	unsigned char	 raw[64];
+
+	if (nbytes > sizeof(raw) || RAND_bytes(raw, (int)nbytes) != 1)
+		abort();	/* no randomness, no tokens: never fall back */
+	b64url_encode(raw, nbytes, out);
+}
+
+void
+sha256_bytea(const char *s, size_t len, char out[67])
+{
+	unsigned char	 md[32];
+	unsigned int	 mdlen = 0;
+	int		 i;
+
+	EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL);
+	out[0] = '\\';
+	out[1] = 'x';
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 + 2 * i, 3, "%02x", md[i]);
+}
+
+int
+uuid_valid(const char *s)
+{
+	int	 i;
+
+	if (s == NULL || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') || (s[i] >= 'A' && s[i] <= 'F')))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- keys ----------------------------------------------------------- */
+
+static char	 kid_current[17], kid_previous[17];
+
+static void
+key_id(const char *secret, size_t len, char out[17])
+{
+	char	 hex[67];
+
+	sha256_bytea(secret, len, hex);
+	memcpy(out, hex + 2, 16);	/* names the key without revealing it */
+	out[16] = '\0';
+}
+
+int
+auth_init(void)
+{
+	if (cfg.jwt_secret == NULL || cfg.jwt_secret_len < 32) {
+		fprintf(stderr, "djamms: DJAMMS_JWT_SECRET (or _FILE) must hold at "
+		    "least 32 bytes of secret\n");
+		return -1;
+	}
+	key_id(cfg.jwt_secret, cfg.jwt_secret_len, kid_current);
+	kid_previous[0] = '\0';
+	if (cfg.jwt_previous_secret != NULL) {
+		if (cfg.jwt_previous_secret_len < 32) {
+			fprintf(stderr, "djamms: DJAMMS_JWT_PREVIOUS_SECRET must hold "
+			    "at least 32 bytes\n");
+			return -1;
+		}
+		key_id(cfg.jwt_previous_secret, cfg.jwt_previous_secret_len,
+		    kid_previous);
+	}
+	return 0;
+}
+
+/* ---- access tokens -------------------------------------------------- */
+
+char *
+auth_sign_access(struct mpool *pool, const struct token_user *u, time_t now,
+    long *exp)
+{
+	jwt_t			*j = NULL;
+	char			 jti[44], *tok, *copy;
+	struct json_object	*perms = perms_json(role_perms(u->role));
+	char			*grants;
+
+	random_token(jti, 18);
+	*exp = (long)now + cfg.access_ttl_s;
+	if (jwt_new(&j) != 0)
+		abort();
+	grants = pool_printf(pool, "{\"permissions\":%s}",
+	    json_object_to_json_string_ext(perms, JSON_C_TO_STRING_PLAIN));
+	json_object_put(perms);
+	if (jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)cfg.jwt_secret,
+	    (int)cfg.jwt_secret_len) != 0 ||
+	    jwt_add_header(j, "kid", kid_current) != 0 ||
+	    jwt_add_grant(j, "sub", u->id) != 0 ||
+	    jwt_add_grant(j, "username", u->username) != 0 ||
+	    (u->email != NULL && jwt_add_grant(j, "email", u->email) != 0) ||
+	    jwt_add_grant(j, "role", u->role) != 0 ||
+	    jwt_add_grants_json(j, grants) != 0 ||
+	    jwt_add_grant_int(j, "iat", (long)now) != 0 ||
+	    jwt_add_grant_int(j, "exp", *exp) != 0 ||
+	    jwt_add_grant(j, "iss", cfg.jwt_issuer) != 0 ||
+	    jwt_add_grant(j, "aud", cfg.jwt_audience) != 0 ||
+	    jwt_add_grant(j, "jti", jti) != 0 ||
+	    jwt_add_grant(j, "typ", "access") != 0 ||
+	    jwt_add_grant_bool(j, "anon", u->is_anonymous) != 0)
+		abort();
+	if ((tok = jwt_encode_str(j)) == NULL)
+		abort();
+	copy = pool_strdup(pool, tok);
+	free(tok);
+	jwt_free(j);
+	return copy;
+}
+
+/* The protected header, decoded by hand to choose the key before libjwt. */
+static enum app_err
+header_key(const char *token, const char **key, size_t *keylen, const char **why)
+{
+	const char		*dot = strchr(token, '.');
+	unsigned char		 raw[1024];
+	size_t			 n;
+	struct json_object	*h, *alg, *kid;
+	enum app_err		 err = E_UNAUTHORIZED;
+	const char		*k;
+
+	*why = "malformed token";
+	if (dot == NULL || b64url_decode(token, (size_t)(dot - token), raw,
+	    sizeof(raw) - 1, &n) != 0)
+		return E_UNAUTHORIZED;
+	raw[n] = '\0';
+	if ((h = json_tokener_parse((char *)raw)) == NULL)
+		return E_UNAUTHORIZED;
+	if (!json_object_is_type(h, json_type_object) ||
+	    !json_object_object_get_ex(h, "alg", &alg) ||
+	    !json_object_is_type(alg, json_type_string) ||
+	    strcmp(json_object_get_string(alg), "HS256") != 0) {
+		*why = "token algorithm is not HS256";
+		goto out;
+	}
+	if (!json_object_object_get_ex(h, "kid", &kid) ||
+	    !json_object_is_type(kid, json_type_string)) {
+		*why = "token has no key id";
+		goto out;
+	}
+	k = json_object_get_string(kid);
+	if (strcmp(k, kid_current) == 0) {
+		*key = cfg.jwt_secret;
+		*keylen = cfg.jwt_secret_len;
+	} else if (kid_previous[0] != '\0' && strcmp(k, kid_previous) == 0) {
+		*key = cfg.jwt_previous_secret;
+		*keylen = cfg.jwt_previous_secret_len;
+	} else {
+		*why = "token signed with an unknown key";
+		goto out;
+	}
+	err = E_OK;
+out:
+	json_object_put(h);
+	return err;
+}
+
+static int
+grant_str(jwt_t *j, const char *name, char *out, size_t cap)
+{
+	const char	*v = jwt_get_grant(j, name);
+
+	if (v == NULL || strlen(v) >= cap || *v == '\0')
+		return -1;
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+static int
+grant_int(jwt_t *j, const char *name, long *out)
+{
+	errno = 0;
+	*out = jwt_get_grant_int(j, name);
+	return errno == 0 ? 0 : -1;
+}
+
+enum app_err
+auth_verify_access(const char *token, time_t now, struct access_claims *c,
+    const char **why)
+{
+	const char	*key = NULL;
+	size_t		 keylen = 0;
+	jwt_t		*j = NULL;
+	char		 buf[256];
+	long		 nbf;
+	enum app_err	 err;
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(token) > TOKEN_MAX) {
+		*why = "token too long";
+		return E_UNAUTHORIZED;
+	}
+	if ((err = header_key(token, &key, &keylen, why)) != E_OK)
+		return err;
+	/* The key is always passed: without one libjwt accepts alg "none". */
+	if (jwt_decode(&j, token, (const unsigned char *)key, (int)keylen) != 0 ||
+	    j == NULL) {
+		*why = "bad token signature";
+		return E_UNAUTHORIZED;
+	}
+	err = E_UNAUTHORIZED;
+	if (jwt_get_alg(j) != JWT_ALG_HS256) {
+		*why = "token algorithm is not HS256";
+		goto out;
+	}
+	if (grant_str(j, "typ", buf, sizeof(buf)) != 0 || strcmp(buf, "access") != 0) {
+		*why = "not an access token";
+		goto out;
+	}
+	if (grant_str(j, "iss", buf, sizeof(buf)) != 0 ||
+	    strcmp(buf, cfg.jwt_issuer) != 0) {
+		*why = "wrong token issuer";
+		goto out;
+	}
+	if (grant_str(j, "aud", buf, sizeof(buf)) != 0 ||
+	    strcmp(buf, cfg.jwt_audience) != 0) {
+		*why = "wrong token audience";
+		goto out;
+	}
+	if (grant_int(j, "exp", &c->exp) != 0 || grant_int(j, "iat", &c->iat) != 0) {
+		*why = "token lacks exp or iat";
+		goto out;
+	}
+	if ((long)now >= c->exp) {
+		*why = "token expired";
+		goto out;
+	}
+	if (c->iat > (long)now + CLOCK_SKEW_S || c->exp - c->iat > 86400 ||
+	    (grant_int(j, "nbf", &nbf) == 0 && nbf > (long)now + CLOCK_SKEW_S)) {
+		*why = "token not valid yet";
+		goto out;
+	}
+	if (grant_str(j, "sub", c->sub, sizeof(c->sub)) != 0 || !uuid_valid(c->sub) ||
+	    grant_str(j, "jti", c->jti, sizeof(c->jti)) != 0 || strlen(c->jti) < 16 ||
+	    grant_str(j, "username", c->username, sizeof(c->username)) != 0 ||
+	    grant_str(j, "role", c->role, sizeof(c->role)) != 0 ||
+	    !role_valid(c->role)) {
+		*why = "token claims are incomplete";
+		goto out;
+	}
+	c->anon = jwt_get_grant_bool(j, "anon") == 1;
+	err = E_OK;
+out:
+	jwt_free(j);
+	return err;
+}
+
+/* ---- revocation ----------------------------------------------------- */
+
+static const struct db_stmt st_user_state = {
+	"auth_user_state",
+	"SELECT u.is_active, u.role, extract(epoch FROM u.tokens_valid_after)::float8,"
+	" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)"
+	" FROM users u WHERE u.id = $1",
+	2
+};
+
+static const struct db_stmt st_revoke_user = {
+	"auth_revoke_user",
+	"UPDATE users SET tokens_valid_after = now() WHERE id = $1"
+	" RETURNING extract(epoch FROM tokens_valid_after)::bigint",
+	1
+};
+
+static const struct db_stmt st_deny_jti = {
+	"auth_deny_jti",
+	"INSERT INTO revoked_tokens (jti, user_id, expires_at)"
+	" VALUES ($1, $2, to_timestamp($3::bigint)) ON CONFLICT (jti) DO NOTHING",
+	3
+};
+
+static const struct db_stmt st_denylist = {
+	"auth_denylist",
+	"SELECT jti, extract(epoch FROM expires_at)::bigint FROM revoked_tokens"
+	" WHERE expires_at > now() LIMIT 10000",
+	0
+};
+
+/*
+ * Is this access token still good? Redis answers in one round trip (the
+ * jti deny-list and the user's cut-off); without Redis the database does.
+ * A user whose cut-off is after the token's iat was deactivated, changed
+ * role or password: the token ends at once.
+ */
+static enum app_err
+token_still_valid(struct req *r, const struct access_claims *c, const char **why)
+{
+	struct redisReply	*rep;
+	PGresult		*res;
+	const char		*args[2] = { c->sub, c->jti };
+	enum app_err		 err;
+
+	rep = rds_command(r, "MGET deny:%s urev:%s", c->jti, c->sub);
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+		if (rep->element[0]->type == REDIS_REPLY_STRING) {
+			*why = "token was revoked";
+			return E_UNAUTHORIZED;
+		}
+		if (rep->element[1]->type == REDIS_REPLY_STRING &&
+		    atol(rep->element[1]->str) >= c->iat) {
+			*why = "token was revoked";
+			return E_UNAUTHORIZED;
+		}
+		return E_OK;
+	}
+	if ((err = db_exec(r, &res, &st_user_state, args)) != E_OK)
+		return err;
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 ||
+	    strcmp(PQgetvalue(res, 0, 3), "t") == 0 ||
+	    atof(PQgetvalue(res, 0, 2)) >= (double)c->iat) {
+		*why = "token was revoked";
+		return E_UNAUTHORIZED;
+	}
+	return E_OK;
+}
+
+void
+auth_revoke_user_tokens(struct req *r, const char *user_id)
+{
+	PGresult	*res;
+	const char	*args[1] = { user_id };
+
+	if (db_exec(r, &res, &st_revoke_user, args) == E_OK && PQntuples(res) == 1)
+		rds_command(r, "SET urev:%s %s EX %ld", user_id,
+		    PQgetvalue(res, 0, 0), cfg.access_ttl_s + CLOCK_SKEW_S);
+}
+
+void
+auth_deny_jti(struct req *r, const char *jti, const char *user_id, long exp)
+{
+	PGresult	*res;
+	char		 expstr[24];
+	const char	*args[3] = { jti, user_id, expstr };
+	long		 ttl = exp - (long)time(NULL);
+
+	if (ttl <= 0)
+		return;
+	snprintf(expstr, sizeof(expstr), "%ld", exp);
+	db_exec(r, &res, &st_deny_jti, args);
+	rds_command(r, "SET deny:%s 1 EX %ld", jti, ttl + CLOCK_SKEW_S);
+}
+
+void
+auth_resync_denylist(void)
+{
+	PGresult	*res;
+	int		 i;
+	long		 now = (long)time(NULL);
+
+	if (db_exec(NULL, &res, &st_denylist, NULL) != E_OK)
+		return;
+	for (i = 0; i < PQntuples(res); i++) {
+		struct redisReply	*rep;
+		long			 ttl = atol(PQgetvalue(res, i, 1)) - now;
+
+		if (ttl <= 0)
+			continue;
+		rep = rds_command(NULL, "SET deny:%s 1 EX %ld", PQgetvalue(res, i, 0),
+		    ttl + CLOCK_SKEW_S);
+		if (rep == NULL)
+			break;
+		freeReplyObject(rep);
+	}
+	PQclear(res);
+}
+
+/* ---- identifying the caller ----------------------------------------- */
+
+static const struct db_stmt st_api_key = {
+	"auth_api_key",
+	"SELECT k.id, k.user_id, array_to_string(k.permissions, ','), u.role,"
+	" u.username, u.is_anonymous"
+	" FROM api_keys k JOIN users u ON u.id = k.user_id"
+	" WHERE k.key_hash = $1::bytea AND k.revoked_at IS NULL"
+	" AND (k.expires_at IS NULL OR k.expires_at > now()) AND u.is_active",
+	1
+};
+
+static const struct db_stmt st_api_key_used = {
+	"auth_api_key_used",
+	"UPDATE api_keys SET last_used_at = now() WHERE id = $1"
+	" AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+	1
+};
+
+static enum app_err
+identify_api_key(struct req *r, const char *key)
+{
+	char		 hash[67];
+	const char	*args[1] = { hash };
+	PGresult	*res;
+	enum app_err	 err;
+	char		*list, *tok, *save;
+	unsigned	 perms = 0;
+
+	if (strlen(key) < 20 || strlen(key) > 128)
+		return req_fail(r, E_UNAUTHORIZED, "invalid API key", NULL);
+	sha256_bytea(key, strlen(key), hash);
+	if ((err = db_exec(r, &res, &st_api_key, args)) != E_OK)
+		return err;
+	if (PQntuples(res) != 1)
+		return req_fail(r, E_UNAUTHORIZED, "invalid API key", NULL);
+	list = pool_strdup(r->pool, PQgetvalue(res, 0, 2));
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		perms |= perm_parse(tok);
+	r->api_key_id = pool_strdup(r->pool, PQgetvalue(res, 0, 0));
+	r->user_id = pool_strdup(r->pool, PQgetvalue(res, 0, 1));
+	r->role = pool_strdup(r->pool, PQgetvalue(res, 0, 3));
+	r->username = pool_strdup(r->pool, PQgetvalue(res, 0, 4));
+	r->is_anonymous = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+	/* A key never exceeds what its owner's role allows today. */
+	r->perms = (perms & role_perms(r->role)) | P_AUTHENTICATED;
+	{
+		const char	*a[1] = { r->api_key_id };
+
+		db_exec(r, &res, &st_api_key_used, a);
+	}
+	return E_OK;
+}
+
+static enum app_err
+identify_bearer(struct req *r, const char *token)
+{
+	struct access_claims	 c;
+	const char		*why = NULL;
+	enum app_err		 err;
+
+	if ((err = auth_verify_access(token, time(NULL), &c, &why)) != E_OK)
+		return req_fail(r, err, why, NULL);
+	if ((err = token_still_valid(r, &c, &why)) != E_OK)
+		return err == E_UNAUTHORIZED ? req_fail(r, err, why, NULL) : err;
+	r->user_id = pool_strdup(r->pool, c.sub);
+	r->username = pool_strdup(r->pool, c.username);
+	r->role = pool_strdup(r->pool, c.role);
+	r->jti = pool_strdup(r->pool, c.jti);
+	r->token_exp = c.exp;
+	r->is_anonymous = c.anon;
+	r->perms = role_perms(c.role) | P_AUTHENTICATED;
+	return E_OK;
+}
+
+enum app_err
+auth_identify(struct req *r)
+{
+	const char	*authz = req_header(r, "Authorization");
+	const char	*xkey = req_header(r, "X-API-Key");
+
+	if (authz == NULL && xkey == NULL)
+		return E_OK;
+	if (authz != NULL && strncasecmp(authz, "Bearer ", 7) == 0)
+		return identify_bearer(r, authz + 7);
+	if (authz != NULL && strncasecmp(authz, "ApiKey ", 7) == 0)
+		return identify_api_key(r, authz + 7);
+	if (authz == NULL)
+		return identify_api_key(r, xkey);
+	return req_fail(r, E_UNAUTHORIZED,
+	    "unsupported Authorization scheme; use Bearer or ApiKey", NULL);
+}
+
+/* ---- passwords ------------------------------------------------------ */
+
+/*
+ * Hashing is deliberately slow and memory-hungry; a permit shared by the
+ * pool bounds how many run at once so logins never take every worker.
+ * The master returns the permit of a worker that dies holding it.
+ */
+static int
+permit_take(void)
+{
+	struct timespec	 ts;
+
+	if (pool_shm == NULL)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	while (sem_timedwait(&pool_shm->hash_sem, &ts) != 0)
+		if (errno != EINTR)
+			return -1;
+	__atomic_store_n(&pool_shm->slots[worker_slot].hashing, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static void
+permit_give(void)
+{
+	if (pool_shm == NULL)
+		return;
+	__atomic_store_n(&pool_shm->slots[worker_slot].hashing, 0, __ATOMIC_RELEASE);
+	sem_post(&pool_shm->hash_sem);
+}
+
+enum app_err
+password_hash(const char *pw, size_t len, char *out, size_t cap)
+{
+	unsigned char	 salt[16];
+	int		 rc;
+
+	if (RAND_bytes(salt, sizeof(salt)) != 1)
+		abort();
+	if (permit_take() != 0)
+		return E_UNAVAILABLE;
+	rc = argon2id_hash_encoded((uint32_t)cfg.password_iterations,
+	    (uint32_t)cfg.password_memory_kib, 1, pw, len, salt, sizeof(salt),
+	    32, out, cap);
+	permit_give();
+	return rc == ARGON2_OK ? E_OK : E_INTERNAL;
+}
+
+enum app_err
+password_verify(const char *encoded, const char *pw, size_t len, int *match)
+{
+	static char	 dummy[160];
+	int		 rc;
+
+	*match = 0;
+	if (encoded == NULL) {
+		/*
+		 * No such user: spend the same time on a hash of our own so
+		 * the answer's timing does not tell which accounts exist.
+		 */
+		if (dummy[0] == '\0') {
+			enum app_err	 err = password_hash("dummy password",
+					    14, dummy, sizeof(dummy));
+
+			if (err != E_OK)
+				return err;
+		}
+		encoded = dummy;
+		pw = "not the password";
+		len = 16;
+	}
+	if (permit_take() != 0)
+		return E_UNAVAILABLE;
+	rc = argon2id_verify(encoded, pw, len);
+	permit_give();
+	*match = rc == ARGON2_OK && encoded != dummy;
+	return rc == ARGON2_OK || rc == ARGON2_VERIFY_MISMATCH ? E_OK : E_INTERNAL;
+}
