@@ -51,8 +51,8 @@ $(B)/djamms: $(CORE_OBJ) $(B)/fcgi/main.o
 $(B)/test_unit: $(CORE_OBJ) $(B)/tests/unit.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(B)/test_integration: $(B)/tests/integration.o $(B)/tests/http.o
-	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread $(shell pkg-config --libs json-c)
+$(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/http.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread -lcrypto $(shell pkg-config --libs json-c)
 
 $(B)/bare_responder: $(B)/tests/bench/bare_responder.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lfcgi

@@ -64,7 +64,7 @@ set_admin(PGconn *c, const char *username, const char *email, int create)
 
 		res = PQexecParams(c, "UPDATE users SET password_hash = $2, "
 		    "role = 'admin', is_active = true, is_anonymous = false, "
-		    "tokens_valid_after = now() WHERE username = $1::citext",
+		    "token_version = token_version + 1 WHERE username = $1::citext",
 		    2, NULL, args, NULL, NULL, 0);
 	}
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {

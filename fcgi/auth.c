@@ -264,6 +264,7 @@ auth_sign_access(struct mpool *pool, const struct token_user *u, time_t now,
 	    jwt_add_grant(j, "aud", cfg.jwt_audience) != 0 ||
 	    jwt_add_grant(j, "jti", jti) != 0 ||
 	    jwt_add_grant(j, "typ", "access") != 0 ||
+	    jwt_add_grant_int(j, "ver", u->ver) != 0 ||
 	    jwt_add_grant_bool(j, "anon", u->is_anonymous) != 0)
 		abort();
 	if ((tok = jwt_encode_str(j)) == NULL)
@@ -383,8 +384,9 @@ auth_verify_access(const char *token, time_t now, struct access_claims *c,
 		*why = "wrong token audience";
 		goto out;
 	}
-	if (grant_int(j, "exp", &c->exp) != 0 || grant_int(j, "iat", &c->iat) != 0) {
-		*why = "token lacks exp or iat";
+	if (grant_int(j, "exp", &c->exp) != 0 || grant_int(j, "iat", &c->iat) != 0 ||
+	    grant_int(j, "ver", &c->ver) != 0 || c->ver < 0) {
+		*why = "token lacks exp, iat or ver";
 		goto out;
 	}
 	if ((long)now >= c->exp) {
@@ -415,7 +417,7 @@ out:
 
 static const struct db_stmt st_user_state = {
 	"auth_user_state",
-	"SELECT u.is_active, u.role, extract(epoch FROM u.tokens_valid_after)::float8,"
+	"SELECT u.is_active, u.role, u.token_version,"
 	" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)"
 	" FROM users u WHERE u.id = $1",
 	2
@@ -423,8 +425,8 @@ static const struct db_stmt st_user_state = {
 
 static const struct db_stmt st_revoke_user = {
 	"auth_revoke_user",
-	"UPDATE users SET tokens_valid_after = now() WHERE id = $1"
-	" RETURNING extract(epoch FROM tokens_valid_after)::bigint",
+	"UPDATE users SET token_version = token_version + 1 WHERE id = $1"
+	" RETURNING token_version",
 	1
 };
 
@@ -444,9 +446,11 @@ static const struct db_stmt st_denylist = {
 
 /*
  * Is this access token still good? Redis answers in one round trip (the
- * jti deny-list and the user's cut-off); without Redis the database does.
- * A user whose cut-off is after the token's iat was deactivated, changed
- * role or password: the token ends at once.
+ * jti deny-list and the user's token version); without Redis the database
+ * does. A token older than the user's version belongs to before a
+ * deactivation, role or password change: it ends at once. Redis keeps a
+ * version only as long as an access token can live, so a missing key
+ * means no change within a token's lifetime.
  */
 static enum app_err
 token_still_valid(struct req *r, const struct access_claims *c, const char **why)
@@ -456,14 +460,14 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 	const char		*args[2] = { c->sub, c->jti };
 	enum app_err		 err;
 
-	rep = rds_command(r, "MGET deny:%s urev:%s", c->jti, c->sub);
+	rep = rds_command(r, "MGET deny:%s tver:%s", c->jti, c->sub);
 	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
 		if (rep->element[0]->type == REDIS_REPLY_STRING) {
 			*why = "token was revoked";
 			return E_UNAUTHORIZED;
 		}
 		if (rep->element[1]->type == REDIS_REPLY_STRING &&
-		    atol(rep->element[1]->str) >= c->iat) {
+		    atol(rep->element[1]->str) > c->ver) {
 			*why = "token was revoked";
 			return E_UNAUTHORIZED;
 		}
@@ -473,7 +477,7 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 		return err;
 	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") != 0 ||
 	    strcmp(PQgetvalue(res, 0, 3), "t") == 0 ||
-	    atof(PQgetvalue(res, 0, 2)) >= (double)c->iat) {
+	    atol(PQgetvalue(res, 0, 2)) > c->ver) {
 		*why = "token was revoked";
 		return E_UNAUTHORIZED;
 	}
@@ -487,7 +491,7 @@ auth_revoke_user_tokens(struct req *r, const char *user_id)
 	const char	*args[1] = { user_id };
 
 	if (db_exec(r, &res, &st_revoke_user, args) == E_OK && PQntuples(res) == 1)
-		rds_command(r, "SET urev:%s %s EX %ld", user_id,
+		rds_command(r, "SET tver:%s %s EX %ld", user_id,
 		    PQgetvalue(res, 0, 0), cfg.access_ttl_s + CLOCK_SKEW_S);
 }
 

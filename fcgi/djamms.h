@@ -404,6 +404,7 @@ struct access_claims {
 	char		 role[16];
 	char		 jti[40];
 	long		 iat, exp;
+	long		 ver;		/* the user's token version at issue */
 	int		 anon;
 };
 
@@ -412,6 +413,7 @@ struct token_user {
 	const char	*username;
 	const char	*email;		/* NULL for anonymous accounts */
 	const char	*role;
+	long		 ver;
 	int		 is_anonymous;
 };
 
@@ -434,7 +436,7 @@ enum app_err	 auth_verify_access(const char *token, time_t now,
  * X-API-Key). No credentials is E_OK with r->user_id NULL.
  */
 enum app_err	 auth_identify(struct req *r);
-/* End every access token of user_id issued up to now (Redis + DB). */
+/* End every access token of user_id issued so far (Redis + DB). */
 void		 auth_revoke_user_tokens(struct req *r, const char *user_id);
 /* Put the caller's access token on the deny-list until it expires. */
 void		 auth_deny_jti(struct req *r, const char *jti, const char *user_id,

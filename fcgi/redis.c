@@ -150,15 +150,26 @@ rds_command(struct req *r, const char *fmt, ...)
 {
 	redisReply	*rep;
 	va_list		 ap;
+	int		 attempt;
 
-	if (ctx == NULL && (now_us() < next_attempt_us || rds_connect() != 0))
-		return NULL;
-	va_start(ap, fmt);
-	rep = redisvCommand(ctx, fmt, ap);
-	va_end(ap);
-	if (rep == NULL) {
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (ctx == NULL && (now_us() < next_attempt_us || rds_connect() != 0))
+			return NULL;
+		va_start(ap, fmt);
+		rep = redisvCommand(ctx, fmt, ap);
+		va_end(ap);
+		if (rep != NULL)
+			break;
+		/*
+		 * The context is dead. A restarted Redis closes our old socket:
+		 * one fresh connection is worth trying at once; if that fails
+		 * too, wait a second before the next attempt.
+		 */
 		log_warn("redis command failed", "\"error\":\"%s\"", ctx->errstr);
 		rds_disconnect();
+		next_attempt_us = 0;
+	}
+	if (rep == NULL) {
 		next_attempt_us = now_us() + 1000000;
 		return NULL;
 	}

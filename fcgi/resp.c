@@ -125,7 +125,7 @@ resp_error(struct req *r, enum app_err err)
 	json_object_object_add(e, "details", r->err_details != NULL ?
 	    json_object_get(r->err_details) : NULL);
 	json_object_object_add(wrap, "error", e);
-	r->headers = NULL;	/* a half-built success response must not leak */
+	/* Headers a handler set (Retry-After, Allow...) go with the error. */
 	resp_json(r, app_err_status(err), wrap);
 }
 

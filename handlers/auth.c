@@ -27,9 +27,9 @@
 	"id, username, email, display_name, role, is_anonymous, is_active," \
 	" to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
 	" to_char(last_login AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
-	" greatest(extract(epoch FROM tokens_valid_after), 0)::bigint"
+	" token_version"
 enum { U_ID, U_USERNAME, U_EMAIL, U_DISPLAY, U_ROLE, U_ANON, U_ACTIVE,
-	U_CREATED, U_LOGIN, U_CUTOFF, U__N };
+	U_CREATED, U_LOGIN, U_VERSION, U__N };
 
 static const struct db_stmt st_registration_open = {
 	"auth_registration_open",
@@ -251,7 +251,7 @@ issue_tokens(struct req *r, PGresult *res, const char *family, int status)
 	PGresult		*ins;
 	struct json_object	*o;
 	time_t			 now = time(NULL);
-	long			 cutoff = atol(PQgetvalue(res, 0, U_CUTOFF)), exp;
+	long			 exp;
 	enum app_err		 err;
 	char			*access;
 
@@ -260,9 +260,7 @@ issue_tokens(struct req *r, PGresult *res, const char *family, int status)
 	u.email = PQgetisnull(res, 0, U_EMAIL) ? NULL : PQgetvalue(res, 0, U_EMAIL);
 	u.role = PQgetvalue(res, 0, U_ROLE);
 	u.is_anonymous = strcmp(PQgetvalue(res, 0, U_ANON), "t") == 0;
-	/* A token from the second of a revocation would count as revoked. */
-	if ((long)now <= cutoff)
-		now = (time_t)cutoff + 1;
+	u.ver = atol(PQgetvalue(res, 0, U_VERSION));
 	random_token(refresh, 32);
 	sha256_bytea(refresh, strlen(refresh), hash);
 	snprintf(days, sizeof(days), "%ld", cfg.refresh_ttl_days);

@@ -1,10 +1,11 @@
 -- 004_auth.sql: what accounts, tokens and API keys need beyond the core
 -- users table: refresh-token families, API keys, password-reset tokens, a
--- mail outbox, revoked access-token ids, and a per-user cut-off that ends
--- every access token issued before it (deactivation, role or password change).
+-- mail outbox, revoked access-token ids, and a per-user token version:
+-- access tokens carry the version they were issued under, and raising it
+-- (deactivation, role or password change) ends every older token at once.
 
 ALTER TABLE users
-    ADD COLUMN tokens_valid_after timestamptz NOT NULL DEFAULT '-infinity';
+    ADD COLUMN token_version integer NOT NULL DEFAULT 0 CHECK (token_version >= 0);
 
 -- Refresh tokens: only a SHA-256 of the 256-bit random value is stored. Each
 -- use rotates the token inside its family; a rotated token presented again

@@ -36,6 +36,14 @@ long long	 json_int(const struct http_res *, const char *path, long long def);
 int		 json_has(const struct http_res *, const char *path);
 
 /* ---- the runner ---- */
+struct it_test {
+	const char	*name;
+	void		(*fn)(void);
+};
+extern const struct it_test	 auth_tests[];
+extern const size_t		 auth_ntests;
+void		 auth_tests_init(const char *stack_dir, const char *top);
+
 extern int	 t_failed_now;
 void		 t_fail(const char *file, int line, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
