@@ -413,6 +413,62 @@ out:
 	return err;
 }
 
+/*
+ * Verified tokens, remembered per worker: verification is a pure function
+ * of the token, the keys and the clock, so a token seen before needs no
+ * second signature check until it expires. Revocation is not cached: it
+ * is asked of Redis (or the database) on every request.
+ */
+#define VCACHE_SIZE	512
+
+static struct vcache_entry {
+	char			*token;
+	struct access_claims	 claims;
+} vcache[VCACHE_SIZE];
+
+static size_t
+vcache_slot(const char *token)
+{
+	uint64_t	 h = 1469598103934665603ULL;	/* FNV-1a */
+
+	for (; *token != '\0'; token++)
+		h = (h ^ (unsigned char)*token) * 1099511628211ULL;
+	return (size_t)(h % VCACHE_SIZE);
+}
+
+void
+auth_cache_free(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < VCACHE_SIZE; i++) {
+		free(vcache[i].token);
+		vcache[i].token = NULL;
+	}
+}
+
+enum app_err
+auth_verify_cached(const char *token, time_t now, struct access_claims *c,
+    const char **why)
+{
+	struct vcache_entry	*e = &vcache[vcache_slot(token)];
+	enum app_err		 err;
+
+	if (e->token != NULL && strcmp(e->token, token) == 0) {
+		if ((long)now < e->claims.exp && e->claims.iat <= (long)now + CLOCK_SKEW_S) {
+			*c = e->claims;
+			return E_OK;
+		}
+	}
+	if ((err = auth_verify_access(token, now, c, why)) != E_OK)
+		return err;
+	free(e->token);
+	if ((e->token = strdup(token)) == NULL)
+		abort();
+	e->claims = *c;
+	return E_OK;
+}
+
 /* ---- revocation ----------------------------------------------------- */
 
 static const struct db_stmt st_user_state = {
@@ -460,8 +516,9 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 	const char		*args[2] = { c->sub, c->jti };
 	enum app_err		 err;
 
-	rep = rds_command(r, "MGET deny:%s tver:%s", c->jti, c->sub);
-	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+	/* The caller's cached profile rides along: GET /api/auth/user is hot. */
+	rep = rds_command(r, "MGET deny:%s tver:%s uself:%s", c->jti, c->sub, c->sub);
+	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
 		if (rep->element[0]->type == REDIS_REPLY_STRING) {
 			*why = "token was revoked";
 			return E_UNAUTHORIZED;
@@ -471,6 +528,8 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 			*why = "token was revoked";
 			return E_UNAUTHORIZED;
 		}
+		if (rep->element[2]->type == REDIS_REPLY_STRING)
+			r->self_cache = rep->element[2]->str;	/* reply lives in the pool */
 		return E_OK;
 	}
 	if ((err = db_exec(r, &res, &st_user_state, args)) != E_OK)
@@ -485,11 +544,18 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 }
 
 void
+auth_forget_user(struct req *r, const char *user_id)
+{
+	rds_command(r, "DEL uself:%s", user_id);
+}
+
+void
 auth_revoke_user_tokens(struct req *r, const char *user_id)
 {
 	PGresult	*res;
 	const char	*args[1] = { user_id };
 
+	auth_forget_user(r, user_id);
 	if (db_exec(r, &res, &st_revoke_user, args) == E_OK && PQntuples(res) == 1)
 		rds_command(r, "SET tver:%s %s EX %ld", user_id,
 		    PQgetvalue(res, 0, 0), cfg.access_ttl_s + CLOCK_SKEW_S);
@@ -595,7 +661,7 @@ identify_bearer(struct req *r, const char *token)
 	const char		*why = NULL;
 	enum app_err		 err;
 
-	if ((err = auth_verify_access(token, time(NULL), &c, &why)) != E_OK)
+	if ((err = auth_verify_cached(token, time(NULL), &c, &why)) != E_OK)
 		return req_fail(r, err, why, NULL);
 	if ((err = token_still_valid(r, &c, &why)) != E_OK)
 		return err == E_UNAUTHORIZED ? req_fail(r, err, why, NULL) : err;
@@ -631,19 +697,18 @@ auth_identify(struct req *r)
 
 /*
  * Hashing is deliberately slow and memory-hungry; a permit shared by the
- * pool bounds how many run at once so logins never take every worker.
- * The master returns the permit of a worker that dies holding it.
+ * pool bounds how many run at once so logins never take every worker or
+ * every core. A worker that finds no permit free answers 503 at once
+ * rather than wait: a waiting worker is as lost to other routes as a
+ * hashing one. The master returns the permit of a worker that dies
+ * holding it.
  */
 static int
 permit_take(void)
 {
-	struct timespec	 ts;
-
 	if (pool_shm == NULL)
 		return 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 5;
-	while (sem_timedwait(&pool_shm->hash_sem, &ts) != 0)
+	while (sem_trywait(&pool_shm->hash_sem) != 0)
 		if (errno != EINTR)
 			return -1;
 	__atomic_store_n(&pool_shm->slots[worker_slot].hashing, 1, __ATOMIC_RELEASE);
@@ -668,7 +733,7 @@ password_hash(const char *pw, size_t len, char *out, size_t cap)
 	if (RAND_bytes(salt, sizeof(salt)) != 1)
 		abort();
 	if (permit_take() != 0)
-		return E_UNAVAILABLE;
+		return E_RATE_LIMITED;
 	rc = argon2id_hash_encoded((uint32_t)cfg.password_iterations,
 	    (uint32_t)cfg.password_memory_kib, 1, pw, len, salt, sizeof(salt),
 	    32, out, cap);
@@ -700,7 +765,7 @@ password_verify(const char *encoded, const char *pw, size_t len, int *match)
 		len = 16;
 	}
 	if (permit_take() != 0)
-		return E_UNAVAILABLE;
+		return E_RATE_LIMITED;
 	rc = argon2id_verify(encoded, pw, len);
 	permit_give();
 	*match = rc == ARGON2_OK && encoded != dummy;

@@ -180,8 +180,9 @@ config_load(enum config_need need)
 	cfg.jwt_audience = env_str("DJAMMS_JWT_AUDIENCE", "djamms-api", 0);
 	cfg.access_ttl_s = env_long("DJAMMS_ACCESS_TTL_S", 900, 30, 86400);
 	cfg.refresh_ttl_days = env_long("DJAMMS_REFRESH_TTL_DAYS", 30, 1, 365);
+	/* Half the cores hash at most; the rest keep serving other routes. */
 	cfg.hash_concurrency = (int)env_long("DJAMMS_HASH_CONCURRENCY",
-	    cfg.workers / 2 > 0 ? cfg.workers / 2 : 1, 1, 512);
+	    ncpu / 2 > 0 ? ncpu / 2 : 1, 1, 512);
 	cfg.login_max_failures = env_long("DJAMMS_LOGIN_MAX_FAILURES", 5, 1, 1000);
 	cfg.login_window_s = env_long("DJAMMS_LOGIN_WINDOW_S", 900, 10, 86400);
 	cfg.public_url = env_str("DJAMMS_PUBLIC_URL", "https://localhost:8443", 0);

@@ -275,6 +275,7 @@ struct req {
 	const char		*jti;		/* access token id, for logout */
 	long			 token_exp;
 	const char		*api_key_id;	/* when signed in with an API key */
+	const char		*self_cache;	/* the caller's profile JSON, from Redis */
 
 	/* the error a handler sets before returning a code */
 	const char		*err_message;
@@ -431,6 +432,10 @@ char		*auth_sign_access(struct mpool *, const struct token_user *u,
  */
 enum app_err	 auth_verify_access(const char *token, time_t now,
 		    struct access_claims *c, const char **why);
+/* auth_verify_access() with a per-worker memo of tokens already verified. */
+enum app_err	 auth_verify_cached(const char *token, time_t now,
+		    struct access_claims *c, const char **why);
+void		 auth_cache_free(void);
 /*
  * Who is calling: a Bearer token or an API key (Authorization: ApiKey or
  * X-API-Key). No credentials is E_OK with r->user_id NULL.
@@ -438,6 +443,8 @@ enum app_err	 auth_verify_access(const char *token, time_t now,
 enum app_err	 auth_identify(struct req *r);
 /* End every access token of user_id issued so far (Redis + DB). */
 void		 auth_revoke_user_tokens(struct req *r, const char *user_id);
+/* Drop the cached profile of user_id; call after any change to the row. */
+void		 auth_forget_user(struct req *r, const char *user_id);
 /* Put the caller's access token on the deny-list until it expires. */
 void		 auth_deny_jti(struct req *r, const char *jti, const char *user_id,
 		    long exp);

@@ -185,6 +185,17 @@ log_request(struct req *r)
 	log_msg(r->status >= 500 ? LOG_ERROR : LOG_INFO, "request", "%s", kv);
 }
 
+static int
+has_header(struct req *r, const char *name)
+{
+	struct hdr	*h;
+
+	for (h = r->headers; h != NULL; h = h->next)
+		if (strcasecmp(h->name, name) == 0)
+			return 1;
+	return 0;
+}
+
 void
 dispatch(struct req *r)
 {
@@ -243,6 +254,8 @@ respond:
 		resp_error(r, err);
 		if (err == E_UNAUTHORIZED)
 			resp_header(r, "WWW-Authenticate", "Bearer realm=\"djamms\"");
+		if (err == E_RATE_LIMITED && !has_header(r, "Retry-After"))
+			resp_header(r, "Retry-After", "1");
 		if (err == E_METHOD && allow != 0) {
 			char	 list[96];
 

@@ -163,6 +163,7 @@ worker_run(int slot, int listen_fd)
 	close(epfd);
 	FCGX_Free(&fr, 1);
 	pool_free(pool);
+	auth_cache_free();
 	db_disconnect();
 	rds_disconnect();
 	exit(0);

@@ -201,6 +201,8 @@ admin_users_update(struct req *r)
 	if (u.changed)
 		/* Old tokens carry the old role: they end now. */
 		auth_revoke_user_tokens(r, u.id);
+	else
+		auth_forget_user(r, u.id);
 	return resp_json(r, 200, admin_user_json(u.res, 0));
 }
 

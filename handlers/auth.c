@@ -538,6 +538,7 @@ auth_login(struct req *r)
 	if (strcmp(PQgetvalue(res, 0, U_ACTIVE), "t") != 0)
 		return req_fail(r, E_FORBIDDEN, "this account is deactivated", NULL);
 	rds_command(r, "DEL lfail:a:%s", acct);
+	auth_forget_user(r, PQgetvalue(res, 0, U_ID));	/* last_login moves */
 	{
 		PGresult	*touched;
 
@@ -681,19 +682,33 @@ auth_logout(struct req *r)
 
 /* ---- the caller's own account --------------------------------------- */
 
-/* GET /api/auth/user */
+/*
+ * GET /api/auth/user. Served from the profile cached in Redis when the
+ * token check brought it along; every change to the row drops it.
+ */
 static enum app_err
 auth_user_get(struct req *r)
 {
 	PGresult	*res;
 	enum app_err	 err;
 
+	if (r->self_cache != NULL) {
+		r->status = 200;
+		r->content_type = "application/json";
+		r->body = r->self_cache;
+		r->body_len = strlen(r->self_cache);
+		return E_OK;
+	}
 	if ((err = db_exec(r, &res, &st_user_by_id,
 	    (const char *const[]){ r->user_id })) != E_OK)
 		return err;
 	if (PQntuples(res) != 1)
 		return E_NOT_FOUND;
-	return resp_json(r, 200, self_json(res));
+	err = resp_json(r, 200, self_json(res));
+	if (r->api_key_id == NULL)
+		rds_command(r, "SET uself:%s %b EX 60", r->user_id, r->body,
+		    r->body_len);
+	return err;
 }
 
 /*
@@ -768,6 +783,7 @@ auth_user_put(struct req *r)
 		return err;
 	if (PQntuples(res) != 1)
 		return E_NOT_FOUND;
+	auth_forget_user(r, r->user_id);
 	if (pw != NULL) {
 		/* A new password ends every other session. */
 		PGresult	*x;

@@ -367,7 +367,8 @@ static void
 test_check_config_accepts_a_minimal_environment(void)
 {
 	/* Only the database is required; everything else has a default. */
-	const char	*out = sh_out("env -i DJAMMS_DATABASE_URL=x %s check-config "
+	const char	*out = sh_out("env -i DJAMMS_DATABASE_URL=x "
+			    "DJAMMS_JWT_SECRET=0123456789abcdef0123456789abcdef %s check-config "
 			    ">/dev/null 2>&1; echo $?", getenv("DJAMMS_BIN"));
 
 	expect(strcmp(out, "0") == 0);
@@ -752,6 +753,11 @@ test_bad_configuration_is_refused_with_a_clear_message(void)
 	expect(strstr(out, "DJAMMS_WORKERS=\"lots\"") != NULL);
 	expect(strstr(out, "DJAMMS_DATABASE_URL is not set") != NULL);
 	expect(strstr(out, "DJAMMS_REDIS_URL") != NULL);
+	expect(strstr(out, "DJAMMS_JWT_SECRET or DJAMMS_JWT_SECRET_FILE is not set") != NULL);
+	expect(strstr(out, "rc=78") != NULL);
+	out = sh_out("env -i DJAMMS_DATABASE_URL=x DJAMMS_JWT_SECRET=short %s check-config "
+	    "2>&1; echo rc=$?", getenv("DJAMMS_BIN"));
+	expect(strstr(out, "at least 32 are required") != NULL);
 	expect(strstr(out, "rc=78") != NULL);
 }
 

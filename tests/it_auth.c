@@ -799,9 +799,18 @@ read_ops(struct op *ops, int cap)
 	snprintf(path, sizeof(path), "%s/docs/openapi.yaml", top);
 	if ((f = fopen(path, "r")) == NULL)
 		return -1;
+	int	 in_paths = 0;
+
 	while (fgets(line, sizeof(line), f) != NULL && n < cap) {
 		char	 m[16], v[64];
 
+		/* Only the paths: section; other top-level keys end it. */
+		if (line[0] != ' ' && line[0] != '\n' && line[0] != '#') {
+			in_paths = strncmp(line, "paths:", 6) == 0;
+			continue;
+		}
+		if (!in_paths)
+			continue;
 		if (strncmp(line, "  /", 3) == 0 && strchr(line, ':') != NULL) {
 			sscanf(line + 2, "%127[^:]", cur);
 			continue;

@@ -20,8 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 #include <json-c/json.h>
+#include <jwt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "../fcgi/djamms.h"
 
@@ -1679,6 +1685,8 @@ test_json_escape_never_writes_past_cap(void **state)
 struct api_op {
 	char	 method[8];	/* lower case, as OpenAPI spells it */
 	char	 path[256];	/* OpenAPI template: {id} */
+	char	 perm[32];	/* x-permission: public, authenticated, a name */
+	int	 nperm;		/* x-permission lines seen (the document) */
 };
 
 struct api_ops {
@@ -1686,26 +1694,59 @@ struct api_ops {
 	int		 n;
 };
 
-static void
-ops_add(struct api_ops *ops, const char *method, const char *path)
+/* Add an operation; returns its index. perm may be NULL (not known yet). */
+static int
+ops_add(struct api_ops *ops, const char *method, const char *path,
+    const char *perm)
 {
+	struct api_op	*op;
+
 	if (ops->n == MAX_OPS)
 		fail_msg("more than %d operations", MAX_OPS);
-	snprintf(ops->op[ops->n].method, sizeof(ops->op[0].method), "%s", method);
-	snprintf(ops->op[ops->n].path, sizeof(ops->op[0].path), "%s", path);
-	ops->n++;
+	op = &ops->op[ops->n];
+	snprintf(op->method, sizeof(op->method), "%s", method);
+	snprintf(op->path, sizeof(op->path), "%s", path);
+	snprintf(op->perm, sizeof(op->perm), "%s", perm != NULL ? perm : "");
+	op->nperm = perm != NULL;
+	return ops->n++;
 }
 
-static int
-ops_has(const struct api_ops *ops, const char *method, const char *path)
+/* The operation method + path, or NULL. */
+static const struct api_op *
+ops_find(const struct api_ops *ops, const char *method, const char *path)
 {
 	int	 i;
 
 	for (i = 0; i < ops->n; i++)
 		if (strcmp(ops->op[i].method, method) == 0 &&
 		    strcmp(ops->op[i].path, path) == 0)
-			return 1;
-	return 0;
+			return &ops->op[i];
+	return NULL;
+}
+
+static int
+ops_has(const struct api_ops *ops, const char *method, const char *path)
+{
+	return ops_find(ops, method, path) != NULL;
+}
+
+/*
+ * What the document must say in x-permission for a route that needs
+ * needs: "public" for P_NONE, "authenticated" for P_AUTHENTICATED alone,
+ * else the name of the one named permission ("?" if there is none or
+ * more than one: no single word can document that).
+ */
+static const char *
+perm_word(unsigned needs)
+{
+	const char	*name;
+
+	if (needs == P_NONE)
+		return "public";
+	if (needs == P_AUTHENTICATED)
+		return "authenticated";
+	name = perm_name(needs & P_ALL_NAMED);
+	return name != NULL ? name : "?";
 }
 
 /* "/api/playlists/:id/tracks" -> "/api/playlists/{id}/tracks". OUT: out. */
@@ -1753,29 +1794,43 @@ ops_from_routes(struct api_ops *ops)
 			pattern_to_template(rt->pattern, path, sizeof(path));
 			for (m = 0; m < sizeof(names) / sizeof(names[0]); m++)
 				if ((rt->methods & (1u << m)) && (1u << m) != M_HEAD)
-					ops_add(ops, names[m], path);
+					ops_add(ops, names[m], path,
+					    perm_word(rt->needs));
 		}
 	}
+}
+
+/* The OpenAPI file the sync tests read: $DJAMMS_OPENAPI or the default. */
+static const char *
+openapi_file(void)
+{
+	const char	*file = getenv("DJAMMS_OPENAPI");
+
+	return file != NULL && *file != '\0' ? file : "docs/openapi.yaml";
 }
 
 /*
  * The operations docs/openapi.yaml documents, read the minimal way: under
  * the top-level "paths:", a path is "  /...:" (2 spaces) and its operations
- * are "    get:" etc. (4 spaces). Returns -1 if the file cannot be read.
+ * are "    get:" etc. (4 spaces). An operation's "      x-permission: word"
+ * line (6 spaces) is recorded in its perm (nperm counts such lines, so a
+ * repeated one shows). Returns -1 if the file cannot be read.
  */
 static int
 ops_from_openapi(const char *file, struct api_ops *ops)
 {
-	regex_t		 path_re, op_re;
+	regex_t		 path_re, op_re, perm_re;
 	regmatch_t	 m[2];
 	FILE		*f;
 	char		 line[1024], path[256] = "";
-	int		 in_paths = 0;
+	int		 in_paths = 0, cur = -1;
 
 	if ((f = fopen(file, "r")) == NULL)
 		return -1;
 	if (regcomp(&path_re, "^  (/[^:]*):[[:space:]]*$", REG_EXTENDED) != 0 ||
 	    regcomp(&op_re, "^    (get|put|post|delete|patch|head|options):",
+	    REG_EXTENDED) != 0 ||
+	    regcomp(&perm_re, "^      x-permission: ([^[:space:]]+)[[:space:]]*$",
 	    REG_EXTENDED) != 0)
 		abort();
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -1784,6 +1839,7 @@ ops_from_openapi(const char *file, struct api_ops *ops)
 			/* A top-level key opens or closes the paths block. */
 			in_paths = strncmp(line, "paths:", 6) == 0;
 			path[0] = '\0';
+			cur = -1;
 			continue;
 		}
 		if (!in_paths)
@@ -1791,11 +1847,13 @@ ops_from_openapi(const char *file, struct api_ops *ops)
 		if (regexec(&path_re, line, 2, m, 0) == 0) {
 			snprintf(path, sizeof(path), "%.*s",
 			    (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+			cur = -1;
 			continue;
 		}
 		if (strncmp(line, "  ", 2) == 0 && line[2] != ' ' &&
 		    line[2] != '\n' && line[2] != '#') {
 			path[0] = '\0';		/* some other 2-space key */
+			cur = -1;
 			continue;
 		}
 		if (path[0] != '\0' && regexec(&op_re, line, 2, m, 0) == 0) {
@@ -1803,13 +1861,27 @@ ops_from_openapi(const char *file, struct api_ops *ops)
 
 			snprintf(method, sizeof(method), "%.*s",
 			    (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
-			if (strcmp(method, "head") != 0)
-				ops_add(ops, method, path);
+			cur = strcmp(method, "head") != 0 ?
+			    ops_add(ops, method, path, NULL) : -1;
+			continue;
+		}
+		if (strncmp(line, "    ", 4) == 0 && line[4] != ' ' &&
+		    line[4] != '\n' && line[4] != '#') {
+			cur = -1;		/* a path-level key: parameters... */
+			continue;
+		}
+		if (cur >= 0 && regexec(&perm_re, line, 2, m, 0) == 0) {
+			struct api_op	*op = &ops->op[cur];
+
+			snprintf(op->perm, sizeof(op->perm), "%.*s",
+			    (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+			op->nperm++;
 		}
 	}
 	fclose(f);
 	regfree(&path_re);
 	regfree(&op_re);
+	regfree(&perm_re);
 	return 0;
 }
 
@@ -1817,11 +1889,9 @@ static void
 test_openapi_documents_every_route_and_nothing_else(void **state)
 {
 	static struct api_ops	 served, documented;
-	const char		*file = getenv("DJAMMS_OPENAPI");
+	const char		*file = openapi_file();
 	int			 i, missing = 0, extra = 0;
 
-	if (file == NULL || *file == '\0')
-		file = "docs/openapi.yaml";
 	served.n = documented.n = 0;
 	ops_from_routes(&served);
 	if (ops_from_openapi(file, &documented) != 0)
@@ -1861,11 +1931,1108 @@ test_pattern_to_template_converts_params(void **state)
 	assert_string_equal(out, "/api/health");
 }
 
+/*
+ * Every operation says in x-permission what its route-table entry needs:
+ * the document is what clients read to know which credentials to send.
+ */
+static void
+test_openapi_permissions_match_the_route_table(void **state)
+{
+	static struct api_ops	 served, documented;
+	const char		*file = openapi_file();
+	int			 i, bad = 0;
+
+	served.n = documented.n = 0;
+	ops_from_routes(&served);
+	if (ops_from_openapi(file, &documented) != 0)
+		fail_msg("cannot read %s (run from the top of the repository "
+		    "or set DJAMMS_OPENAPI)", file);
+	assert_true(served.n > 0);
+
+	for (i = 0; i < served.n; i++) {
+		const struct api_op	*want = &served.op[i];
+		const struct api_op	*doc = ops_find(&documented, want->method,
+					    want->path);
+
+		if (doc == NULL)
+			continue;	/* the sibling test reports it */
+		if (doc->nperm == 0) {
+			print_error("%s %s: no x-permission (the route needs %s)\n",
+			    want->method, want->path, want->perm);
+			bad++;
+		} else if (doc->nperm > 1) {
+			print_error("%s %s: %d x-permission lines\n",
+			    want->method, want->path, doc->nperm);
+			bad++;
+		} else if (strcmp(doc->perm, want->perm) != 0) {
+			print_error("%s %s: x-permission is %s, the route needs %s\n",
+			    want->method, want->path, doc->perm, want->perm);
+			bad++;
+		}
+	}
+	for (i = 0; i < documented.n; i++) {
+		const struct api_op	*doc = &documented.op[i];
+
+		if (!ops_has(&served, doc->method, doc->path) && doc->nperm == 0) {
+			print_error("%s %s: no x-permission\n", doc->method,
+			    doc->path);
+			bad++;
+		}
+	}
+	if (bad)
+		fail_msg("%d operation(s) whose x-permission does not match the "
+		    "route table", bad);
+}
+
+static void
+test_perm_word_names_what_a_route_needs(void **state)
+{
+	assert_string_equal(perm_word(P_NONE), "public");
+	assert_string_equal(perm_word(P_AUTHENTICATED), "authenticated");
+	assert_string_equal(perm_word(P_ADMIN_SYSTEM), "admin:system");
+	assert_string_equal(perm_word(P_READ_TRACKS), "read:tracks");
+	assert_string_equal(perm_word(P_AUTHENTICATED | P_WRITE_SYSTEM),
+	    "write:system");
+	/* Two permissions at once cannot be one word: never matches a doc. */
+	assert_string_equal(perm_word(P_READ_TRACKS | P_WRITE_TRACKS), "?");
+}
+
+#define NROLES	4
+static const char *const role_names[NROLES] = {
+	"guest", "user", "moderator", "admin",
+};
+
+/*
+ * The top-level x-roles block: "x-roles:", then a role per "  name:" line
+ * and its permissions as "    - perm" lines. OUT: perms[i] for
+ * role_names[i]; *unknown counts roles and permissions that are not ours
+ * (each printed). Returns -1 if the file cannot be read, -2 if it has no
+ * x-roles block.
+ */
+static int
+roles_from_openapi(const char *file, unsigned perms[NROLES], int *unknown)
+{
+	regex_t		 role_re, perm_re;
+	regmatch_t	 m[2];
+	FILE		*f;
+	char		 line[1024], word[64];
+	int		 in_roles = 0, seen = 0, cur = -1;
+
+	memset(perms, 0, NROLES * sizeof(perms[0]));
+	*unknown = 0;
+	if ((f = fopen(file, "r")) == NULL)
+		return -1;
+	if (regcomp(&role_re, "^  ([A-Za-z0-9_-]+):[[:space:]]*$",
+	    REG_EXTENDED) != 0 ||
+	    regcomp(&perm_re, "^    - ([^[:space:]]+)[[:space:]]*$",
+	    REG_EXTENDED) != 0)
+		abort();
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (line[0] != ' ' && line[0] != '#' && line[0] != '\n' &&
+		    line[0] != '\r') {
+			in_roles = strncmp(line, "x-roles:", 8) == 0;
+			seen |= in_roles;
+			cur = -1;
+			continue;
+		}
+		if (!in_roles)
+			continue;
+		if (regexec(&role_re, line, 2, m, 0) == 0) {
+			snprintf(word, sizeof(word), "%.*s",
+			    (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+			for (cur = 0; cur < NROLES; cur++)
+				if (strcmp(word, role_names[cur]) == 0)
+					break;
+			if (cur == NROLES) {
+				print_error("x-roles: %s is not a role\n", word);
+				(*unknown)++;
+				cur = -1;
+			}
+			continue;
+		}
+		if (regexec(&perm_re, line, 2, m, 0) == 0) {
+			unsigned	 bit;
+
+			snprintf(word, sizeof(word), "%.*s",
+			    (int)(m[1].rm_eo - m[1].rm_so), line + m[1].rm_so);
+			if ((bit = perm_parse(word)) == 0) {
+				print_error("x-roles: %s is not a permission\n", word);
+				(*unknown)++;
+			} else if (cur >= 0) {
+				perms[cur] |= bit;
+			}
+		}
+	}
+	fclose(f);
+	regfree(&role_re);
+	regfree(&perm_re);
+	return seen ? 0 : -2;
+}
+
+/* The matrix in the document is the one the server enforces. */
+static void
+test_openapi_roles_match_role_perms(void **state)
+{
+	const char	*file = openapi_file();
+	unsigned	 doc[NROLES];
+	int		 i, b, unknown, bad = 0, rc;
+
+	if ((rc = roles_from_openapi(file, doc, &unknown)) == -1)
+		fail_msg("cannot read %s (run from the top of the repository "
+		    "or set DJAMMS_OPENAPI)", file);
+	if (rc == -2)
+		fail_msg("%s has no top-level x-roles block", file);
+	for (i = 0; i < NROLES; i++) {
+		unsigned	 want = role_perms(role_names[i]);
+
+		assert_int_not_equal(want, 0);
+		for (b = 0; b < 12; b++) {
+			unsigned	 bit = 1u << b;
+
+			if ((want & bit) && !(doc[i] & bit)) {
+				print_error("x-roles: %s lacks %s\n", role_names[i],
+				    perm_name(bit));
+				bad++;
+			} else if (!(want & bit) && (doc[i] & bit)) {
+				print_error("x-roles: %s lists %s, which it does "
+				    "not have\n", role_names[i], perm_name(bit));
+				bad++;
+			}
+		}
+	}
+	if (bad || unknown)
+		fail_msg("x-roles differs from role_perms(): %d difference(s), "
+		    "%d unknown name(s)", bad, unknown);
+}
+
+/* ---- fcgi/auth.c: the permission matrix ----------------------------- */
+
+#define WRITES_AND_DELETES	(P_WRITE_TRACKS | P_DELETE_TRACKS | \
+				 P_WRITE_PLAYLISTS | P_DELETE_PLAYLISTS | \
+				 P_WRITE_SCHEDULES | P_DELETE_SCHEDULES)
+#define SYSTEM_PERMS		(P_READ_SYSTEM | P_WRITE_SYSTEM | P_ADMIN_SYSTEM)
+
+static void
+test_role_perms_guest_is_read_only(void **state)
+{
+	unsigned	 g = role_perms("guest");
+
+	assert_int_equal(g, P_READ_TRACKS | P_READ_PLAYLISTS | P_READ_SCHEDULES);
+	assert_int_equal(g & WRITES_AND_DELETES, 0);
+	assert_int_equal(g & SYSTEM_PERMS, 0);
+}
+
+static void
+test_role_perms_user_cannot_write_schedules_nor_administer(void **state)
+{
+	unsigned	 u = role_perms("user");
+
+	assert_int_equal(u, P_READ_TRACKS | P_WRITE_TRACKS | P_DELETE_TRACKS |
+	    P_READ_PLAYLISTS | P_WRITE_PLAYLISTS | P_DELETE_PLAYLISTS |
+	    P_READ_SCHEDULES);
+	assert_int_equal(u & (P_WRITE_SCHEDULES | P_DELETE_SCHEDULES), 0);
+	assert_int_equal(u & SYSTEM_PERMS, 0);
+}
+
+static void
+test_role_perms_moderator_can_write_schedules(void **state)
+{
+	unsigned	 m = role_perms("moderator");
+
+	assert_int_equal(m & (P_WRITE_SCHEDULES | P_DELETE_SCHEDULES),
+	    P_WRITE_SCHEDULES | P_DELETE_SCHEDULES);
+	assert_true(m & P_READ_SYSTEM);
+	assert_int_equal(m & (P_WRITE_SYSTEM | P_ADMIN_SYSTEM), 0);
+	assert_int_equal(m, role_perms("user") | P_WRITE_SCHEDULES |
+	    P_DELETE_SCHEDULES | P_READ_SYSTEM);
+}
+
+static void
+test_role_perms_admin_has_every_permission(void **state)
+{
+	assert_int_equal(role_perms("admin"), P_ALL_NAMED);
+}
+
+static void
+test_roles_are_nested_and_never_grant_authenticated(void **state)
+{
+	unsigned	 g = role_perms("guest"), u = role_perms("user");
+	unsigned	 m = role_perms("moderator"), a = role_perms("admin");
+
+	assert_int_equal(g & ~u, 0);
+	assert_int_equal(u & ~m, 0);
+	assert_int_equal(m & ~a, 0);
+	assert_int_not_equal(g, u);
+	assert_int_not_equal(u, m);
+	assert_int_not_equal(m, a);
+	/* Only the identification step adds that bit, never a role. */
+	assert_int_equal((g | u | m | a) & ~P_ALL_NAMED, 0);
+}
+
+static void
+test_role_perms_of_an_unknown_role_is_nothing(void **state)
+{
+	static const char *const bad[] = {
+		"", "Admin", "ADMIN", "admin ", " admin", "admin\n", "root",
+		"administrator", "adm", "guests", "moderator\t",
+	};
+	size_t	 i;
+
+	assert_int_equal(role_perms(NULL), 0);
+	assert_false(role_valid(NULL));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (role_perms(bad[i]) != 0)
+			fail_msg("role \"%s\" has permissions", bad[i]);
+		assert_false(role_valid(bad[i]));
+	}
+	assert_true(role_valid("guest"));
+	assert_true(role_valid("user"));
+	assert_true(role_valid("moderator"));
+	assert_true(role_valid("admin"));
+}
+
+static void
+test_perm_parse_and_perm_name_round_trip(void **state)
+{
+	unsigned	 b, c;
+
+	for (b = 0; b < 12; b++) {
+		const char	*name = perm_name(1u << b);
+
+		assert_non_null(name);
+		assert_non_null(strchr(name, ':'));
+		assert_int_equal(perm_parse(name), 1u << b);
+		for (c = 0; c < b; c++)
+			assert_string_not_equal(name, perm_name(1u << c));
+	}
+	assert_string_equal(perm_name(P_READ_TRACKS), "read:tracks");
+	assert_string_equal(perm_name(P_WRITE_SCHEDULES), "write:schedules");
+	assert_string_equal(perm_name(P_ADMIN_SYSTEM), "admin:system");
+}
+
+static void
+test_perm_name_and_parse_refuse_what_is_not_one_permission(void **state)
+{
+	static const char *const bad[] = {
+		"", "READ:tracks", "read:Tracks", "read:tracks ", " read:tracks",
+		"read", "tracks", "read:track", "authenticated", "public",
+		"admin", "*", "read:*",
+	};
+	size_t	 i;
+
+	assert_null(perm_name(0));
+	assert_null(perm_name(P_AUTHENTICATED));
+	assert_null(perm_name(P_READ_TRACKS | P_WRITE_TRACKS));
+	assert_null(perm_name(P_ALL_NAMED));
+	assert_null(perm_name(1u << 31));
+	assert_int_equal(perm_parse(NULL), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (perm_parse(bad[i]) != 0)
+			fail_msg("\"%s\" parsed as a permission", bad[i]);
+}
+
+static void
+test_perms_json_lists_names_in_bit_order(void **state)
+{
+	struct json_object	*a = perms_json(role_perms("guest"));
+	struct json_object	*none = perms_json(0);
+	struct json_object	*all = perms_json(P_ALL_NAMED | P_AUTHENTICATED);
+
+	assert_string_equal(json_object_to_json_string_ext(a,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+	    "[\"read:tracks\",\"read:playlists\",\"read:schedules\"]");
+	assert_string_equal(json_object_to_json_string_ext(none,
+	    JSON_C_TO_STRING_PLAIN), "[]");
+	assert_int_equal(json_object_array_length(all), 12);
+	json_object_put(a);
+	json_object_put(none);
+	json_object_put(all);
+}
+
+/* ---- fcgi/auth.c: encodings ----------------------------------------- */
+
+static void
+test_b64url_round_trips_every_length(void **state)
+{
+	unsigned char	 in[100], out[128];
+	char		 enc[140];
+	size_t		 n, i, outlen;
+
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 97 + 0xfb);	/* hits '-' and '_' */
+	for (n = 0; n <= sizeof(in); n++) {
+		memset(enc, '#', sizeof(enc));
+		b64url_encode(in, n, enc);
+		assert_int_equal(strlen(enc), (4 * n + 2) / 3);
+		assert_null(strpbrk(enc, "+/=#"));
+		outlen = 9999;
+		if (b64url_decode(enc, strlen(enc), out, sizeof(out), &outlen) != 0)
+			fail_msg("cannot decode its own encoding of %zu bytes: %s",
+			    n, enc);
+		assert_int_equal(outlen, n);
+		assert_memory_equal(out, in, n);
+	}
+}
+
+static void
+test_b64url_known_vectors(void **state)
+{
+	static const struct { const char *raw; size_t n; const char *enc; } v[] = {
+		{ "", 0, "" },
+		{ "f", 1, "Zg" },
+		{ "fo", 2, "Zm8" },
+		{ "foo", 3, "Zm9v" },
+		{ "foobar", 6, "Zm9vYmFy" },
+		{ "\xfb\xff", 2, "-_8" },
+		{ "\xff\xff\xfe", 3, "___-" },
+	};
+	unsigned char	 out[16];
+	char		 enc[16];
+	size_t		 i, outlen;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		b64url_encode((const unsigned char *)v[i].raw, v[i].n, enc);
+		assert_string_equal(enc, v[i].enc);
+		assert_int_equal(b64url_decode(v[i].enc, strlen(v[i].enc), out,
+		    sizeof(out), &outlen), 0);
+		assert_int_equal(outlen, v[i].n);
+		assert_memory_equal(out, v[i].raw, v[i].n);
+	}
+}
+
+static void
+test_b64url_decode_rejects_bad_characters(void **state)
+{
+	static const char *const bad[] = {
+		"ab+c", "ab/c", "ab=c", "abc=", "Zg==", "Zm8=", "ab c", "ab\nc",
+		"ab.c", "ab\x80" "c", "ab%2", "\xc3\xa9" "ab", "ab\\c", "ab*c",
+	};
+	unsigned char	 out[64];
+	size_t		 i, outlen;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (b64url_decode(bad[i], strlen(bad[i]), out, sizeof(out),
+		    &outlen) == 0)
+			fail_msg("decoded \"%s\"", bad[i]);
+	/* A NUL inside the length is a bad character too. */
+	assert_int_equal(b64url_decode("ab\0c", 4, out, sizeof(out), &outlen), -1);
+}
+
+static void
+test_b64url_decode_rejects_impossible_lengths_and_small_buffers(void **state)
+{
+	unsigned char	 out[8];
+	size_t		 outlen;
+
+	/* 4n + 1 characters cannot come from any byte string. */
+	assert_int_equal(b64url_decode("A", 1, out, sizeof(out), &outlen), -1);
+	assert_int_equal(b64url_decode("abcde", 5, out, sizeof(out), &outlen), -1);
+	/* "Zm9vYmFy" is 6 bytes: never written past cap. */
+	assert_int_equal(b64url_decode("Zm9vYmFy", 8, out, 5, &outlen), -1);
+	assert_int_equal(b64url_decode("Zm9vYmFy", 8, out, 6, &outlen), 0);
+	assert_int_equal(outlen, 6);
+}
+
+static void
+test_uuid_valid_accepts_the_canonical_form_only(void **state)
+{
+	static const char *const good[] = {
+		"123e4567-e89b-12d3-a456-426614174000",
+		"00000000-0000-0000-0000-000000000000",
+		"FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+		"0b6f3c9e-4A57-4c8e-9a3d-2f1e5b7c9d10",
+	};
+	static const char *const bad[] = {
+		"",
+		"123e4567e89b12d3a456426614174000",
+		"123e4567-e89b-12d3-a456-42661417400",
+		"123e4567-e89b-12d3-a456-4266141740000",
+		"123e4567-e89b-12d3-a456-426614174000\n",
+		" 123e4567-e89b-12d3-a456-426614174000",
+		"{123e4567-e89b-12d3-a456-426614174000}",
+		"123e4567-e89b-12d3-a456_426614174000",
+		"123e4567-e89b-12d3-a456-42661417400g",
+		"123e456-7e89b-12d3-a456-426614174000",
+		"123e4567-e89b-12d3-a4564-26614174000",
+		"123e4567-e89b-12d3-a456--26614174000",
+		"------------------------------------",
+		"123e4567-e89b-12d3-a456-4266141740'0",
+		"../../../../../../../../etc/passwd..",
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!uuid_valid(good[i]))
+			fail_msg("refused %s", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (uuid_valid(bad[i]))
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_false(uuid_valid(NULL));
+}
+
+/* ---- fcgi/auth.c: access tokens -------------------------------------- */
+
+/* Three secrets of 40 bytes each. */
+static char	 secret_a[] = "a-secret-of-forty-bytes-for-unit-tests-1";
+static char	 secret_b[] = "b-secret-of-forty-bytes-for-unit-tests-2";
+static char	 secret_c[] = "c-secret-of-forty-bytes-for-unit-tests-3";
+
+#define T0	((time_t)1714566896)	/* a fixed "now" */
+#define ALICE_ID	"0b6f3c9e-4a57-4c8e-9a3d-2f1e5b7c9d10"
+
+static const struct token_user	 alice = {
+	.id = ALICE_ID, .username = "alice", .email = "alice@example.com",
+	.role = "user", .ver = 3, .is_anonymous = 0,
+};
+
+static struct config	 saved_cfg;
+
+/* cfg as the server has it, with secret_a; the caller's cfg comes back after. */
+static int
+auth_setup(void **state)
+{
+	pool_setup(state);
+	saved_cfg = cfg;
+	cfg.jwt_secret = secret_a;
+	cfg.jwt_secret_len = strlen(secret_a);
+	cfg.jwt_previous_secret = NULL;
+	cfg.jwt_previous_secret_len = 0;
+	cfg.jwt_issuer = "djamms";
+	cfg.jwt_audience = "djamms-api";
+	cfg.access_ttl_s = 900;
+	assert_int_equal(strlen(secret_a), 40);
+	return auth_init() == 0 ? 0 : -1;
+}
+
+static int
+auth_teardown(void **state)
+{
+	cfg = saved_cfg;
+	return pool_teardown(state);
+}
+
+/* Make secret (previous: prev, may be NULL) the signing key. */
+static void
+use_secrets(char *secret, char *prev)
+{
+	cfg.jwt_secret = secret;
+	cfg.jwt_secret_len = strlen(secret);
+	cfg.jwt_previous_secret = prev;
+	cfg.jwt_previous_secret_len = prev != NULL ? strlen(prev) : 0;
+	assert_int_equal(auth_init(), 0);
+}
+
+static char *
+sign_at(struct mpool *pool, const struct token_user *u, time_t now)
+{
+	long	 exp = 0;
+	char	*tok = auth_sign_access(pool, u, now, &exp);
+
+	assert_non_null(tok);
+	assert_int_equal(exp, (long)now + cfg.access_ttl_s);
+	return tok;
+}
+
+/* Segment i (0 header, 1 payload, 2 signature) of tok. */
+static char *
+tok_seg(struct mpool *pool, const char *tok, int i)
+{
+	const char	*s = tok, *e;
+
+	for (; i > 0; i--) {
+		s = strchr(s, '.');
+		assert_non_null(s);
+		s++;
+	}
+	e = strchrnul(s, '.');
+	return pool_strndup(pool, s, (size_t)(e - s));
+}
+
+/* The JSON text a segment encodes. */
+static char *
+seg_text(struct mpool *pool, const char *seg)
+{
+	unsigned char	*raw = pool_alloc(pool, strlen(seg) + 4);
+	size_t		 n;
+
+	if (b64url_decode(seg, strlen(seg), raw, strlen(seg) + 3, &n) != 0)
+		fail_msg("not base64url: %s", seg);
+	raw[n] = '\0';
+	return (char *)raw;
+}
+
+static char *
+b64s(struct mpool *pool, const char *s)
+{
+	size_t	 n = strlen(s);
+	char	*out = pool_alloc(pool, (n + 2) / 3 * 4 + 1);
+
+	b64url_encode((const unsigned char *)s, n, out);
+	return out;
+}
+
+/* The kid in a token's header. */
+static char *
+tok_kid(struct mpool *pool, const char *tok)
+{
+	struct json_object	*h = json_tokener_parse(seg_text(pool,
+				    tok_seg(pool, tok, 0)));
+	struct json_object	*kid;
+	char			*out;
+
+	assert_non_null(h);
+	assert_true(json_object_object_get_ex(h, "kid", &kid));
+	out = pool_strdup(pool, json_object_get_string(kid));
+	json_object_put(h);
+	assert_int_equal(strlen(out), 16);
+	return out;
+}
+
+/*
+ * A token by hand: header JSON and a payload segment, signed with
+ * HMAC-SHA256 under key (NULL: an empty signature).
+ */
+static char *
+forge(struct mpool *pool, const char *header, const char *payload_seg,
+    const char *key)
+{
+	char		*input = pool_printf(pool, "%s.%s", b64s(pool, header),
+			    payload_seg);
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+	char		 sig[64];
+
+	if (key == NULL)
+		return pool_printf(pool, "%s.", input);
+	if (HMAC(EVP_sha256(), key, (int)strlen(key),
+	    (const unsigned char *)input, strlen(input), md, &mdlen) == NULL)
+		abort();
+	b64url_encode(md, mdlen, sig);
+	return pool_printf(pool, "%s.%s", input, sig);
+}
+
+/*
+ * Claims like a real access token's, with typ (NULL: none), iss, aud,
+ * iat and exp as given and extra members (may be "") added at the end.
+ */
+static char *
+claims_json(struct mpool *pool, const char *typ, const char *iss,
+    const char *aud, long iat, long exp, const char *extra)
+{
+	return pool_printf(pool, "{\"sub\":\"" ALICE_ID "\",\"username\":\"alice\","
+	    "\"email\":\"alice@example.com\",\"role\":\"user\","
+	    "\"permissions\":[\"read:tracks\"],\"iat\":%ld,\"exp\":%ld,"
+	    "\"iss\":\"%s\",\"aud\":\"%s\",\"jti\":\"QUJDREVGR0hJSktMTU5PUFFS\","
+	    "\"ver\":3,\"anon\":false%s%s%s%s%s}", iat, exp, iss, aud,
+	    typ != NULL ? ",\"typ\":\"" : "", typ != NULL ? typ : "",
+	    typ != NULL ? "\"" : "", *extra ? "," : "", extra);
+}
+
+/* A token made by libjwt directly: any algorithm, any kid (NULL: none). */
+static char *
+jwt_build(struct mpool *pool, jwt_alg_t alg, const char *key, const char *kid,
+    const char *claims)
+{
+	jwt_t	*j = NULL;
+	char	*s, *copy;
+
+	if (jwt_new(&j) != 0 ||
+	    jwt_set_alg(j, alg, (const unsigned char *)key, (int)strlen(key)) != 0 ||
+	    (kid != NULL && jwt_add_header(j, "kid", kid) != 0) ||
+	    jwt_add_grants_json(j, pool_strdup(pool, claims)) != 0 ||
+	    (s = jwt_encode_str(j)) == NULL)
+		fail_msg("libjwt could not build a token from %s", claims);
+	copy = pool_strdup(pool, s);
+	free(s);
+	jwt_free(j);
+	return copy;
+}
+
+static void
+expect_token_ok(const char *tok, time_t now, struct access_claims *c)
+{
+	struct access_claims	 mine;
+	const char		*why = NULL;
+
+	if (c == NULL)
+		c = &mine;
+	if (auth_verify_access(tok, now, c, &why) != E_OK)
+		fail_msg("refused (%s): %s", why ? why : "?", tok);
+}
+
+/* Refused with E_UNAUTHORIZED, for a reason that contains reason. */
+static void
+expect_token_refused(const char *tok, time_t now, const char *reason)
+{
+	struct access_claims	 c;
+	const char		*why = NULL;
+	enum app_err		 err = auth_verify_access(tok, now, &c, &why);
+
+	if (err != E_UNAUTHORIZED)
+		fail_msg("%s (error %d), wanted refused for \"%s\": %.200s",
+		    err == E_OK ? "accepted" : "wrong error", (int)err, reason, tok);
+	assert_non_null(why);
+	if (reason != NULL && strstr(why, reason) == NULL)
+		fail_msg("refused for \"%s\", wanted \"%s\"", why, reason);
+}
+
+static void
+test_access_token_signed_here_verifies_with_its_claims(void **state)
+{
+	struct mpool		*pool = *state;
+	struct token_user	 guest = {
+		.id = "123e4567-e89b-12d3-a456-426614174000",
+		.username = "guest-abc", .email = NULL, .role = "guest",
+		.ver = 0, .is_anonymous = 1,
+	};
+	struct access_claims	 c;
+	char			*tok = sign_at(pool, &alice, T0), *tok2;
+
+	expect_token_ok(tok, T0, &c);
+	assert_string_equal(c.sub, ALICE_ID);
+	assert_string_equal(c.username, "alice");
+	assert_string_equal(c.role, "user");
+	assert_int_equal(c.iat, (long)T0);
+	assert_int_equal(c.exp, (long)T0 + 900);
+	assert_int_equal(c.anon, 0);
+	assert_int_equal(c.ver, 3);
+	assert_true(strlen(c.jti) >= 16);
+	expect_token_ok(tok, T0 + 899, NULL);
+	/* Each token has its own id (logout ends one, not its siblings). */
+	tok2 = sign_at(pool, &alice, T0);
+	{
+		struct access_claims	 c2;
+
+		expect_token_ok(tok2, T0, &c2);
+		assert_string_not_equal(c.jti, c2.jti);
+	}
+	expect_token_ok(sign_at(pool, &guest, T0), T0, &c);
+	assert_int_equal(c.anon, 1);
+	assert_string_equal(c.role, "guest");
+	/* The header names the algorithm and the key by id. */
+	assert_non_null(strstr(seg_text(pool, tok_seg(pool, tok, 0)),
+	    "\"alg\":\"HS256\""));
+}
+
+static void
+test_access_token_with_alg_none_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok = sign_at(pool, &alice, T0);
+	char		*kid = tok_kid(pool, tok), *payload = tok_seg(pool, tok, 1);
+	char		*sig = tok_seg(pool, tok, 2);
+	static const char *const algs[] = { "none", "None", "NONE", "nOnE", "" };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		char	*h = pool_printf(pool,
+			    "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
+			    algs[i], kid);
+
+		/* Unsigned, as the none algorithm has it... */
+		expect_token_refused(forge(pool, h, payload, NULL), T0, "algorithm");
+		/* ...or with the real token's signature left on. */
+		expect_token_refused(pool_printf(pool, "%s.%s.%s", b64s(pool, h),
+		    payload, sig), T0, "algorithm");
+	}
+	/* No alg at all, or not a string. */
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"typ\":\"JWT\",\"kid\":\"%s\"}", kid), payload, secret_a), T0,
+	    "algorithm");
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"alg\":null,\"kid\":\"%s\"}", kid), payload, secret_a), T0,
+	    "algorithm");
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"alg\":[\"HS256\"],\"kid\":\"%s\"}", kid), payload, secret_a), T0,
+	    "algorithm");
+}
+
+static void
+test_access_token_signed_with_another_secret_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*good = sign_at(pool, &alice, T0), *evil;
+
+	use_secrets(secret_b, NULL);
+	evil = sign_at(pool, &alice, T0);
+	use_secrets(secret_a, NULL);
+	expect_token_refused(evil, T0, "unknown key");
+	/* The same, claiming our key id: the signature gives it away. */
+	expect_token_refused(forge(pool, seg_text(pool, tok_seg(pool, good, 0)),
+	    tok_seg(pool, evil, 1), secret_b), T0, "signature");
+	/* Sanity: forge() with our secret makes a token we accept. */
+	expect_token_ok(forge(pool, seg_text(pool, tok_seg(pool, good, 0)),
+	    tok_seg(pool, evil, 1), secret_a), T0, NULL);
+}
+
+static void
+test_access_token_with_tampered_payload_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok = sign_at(pool, &alice, T0);
+	char		*bad = pool_strdup(pool, tok), *p, *claims;
+	size_t		 plen;
+
+	/* One character in the middle of the payload. */
+	p = strchr(bad, '.') + 1;
+	plen = (size_t)(strchr(p, '.') - p);
+	p[plen / 2] = p[plen / 2] == 'A' ? 'B' : 'A';
+	expect_token_refused(bad, T0, NULL);
+	/* One character of the signature. */
+	bad = pool_strdup(pool, tok);
+	p = strrchr(bad, '.') + 1;
+	p[3] = p[3] == 'A' ? 'B' : 'A';
+	expect_token_refused(bad, T0, "signature");
+	/* Promoted to admin, old signature kept. */
+	claims = seg_text(pool, tok_seg(pool, tok, 1));
+	p = strstr(claims, "\"role\":\"user\"");
+	assert_non_null(p);
+	claims = pool_printf(pool, "%.*s\"role\":\"admin\"%s", (int)(p - claims),
+	    claims, p + strlen("\"role\":\"user\""));
+	expect_token_refused(pool_printf(pool, "%s.%s.%s", tok_seg(pool, tok, 0),
+	    b64s(pool, claims), tok_seg(pool, tok, 2)), T0, "signature");
+	/* Signature dropped. */
+	expect_token_refused(pool_printf(pool, "%s.%s.", tok_seg(pool, tok, 0),
+	    tok_seg(pool, tok, 1)), T0, "signature");
+	expect_token_refused(pool_printf(pool, "%s.%s", tok_seg(pool, tok, 0),
+	    tok_seg(pool, tok, 1)), T0, NULL);
+}
+
+static void
+test_access_token_expired_is_refused(void **state)
+{
+	char	*tok = sign_at(*state, &alice, T0);
+
+	expect_token_ok(tok, T0 + 899, NULL);
+	expect_token_refused(tok, T0 + 900, "expired");
+	expect_token_refused(tok, T0 + 901, "expired");
+	expect_token_refused(tok, T0 + 86400 * 365, "expired");
+}
+
+static void
+test_access_token_not_yet_valid_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+
+	expect_token_refused(sign_at(pool, &alice, T0 + 3600), T0, "not valid yet");
+	expect_token_refused(sign_at(pool, &alice, T0 + 61), T0, "not valid yet");
+	/* A minute of clock skew between workers is tolerated. */
+	expect_token_ok(sign_at(pool, &alice, T0 + 60), T0, NULL);
+	/* nbf in the future, and lifetimes over a day, count as not valid. */
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a,
+	    tok_kid(pool, sign_at(pool, &alice, T0)), claims_json(pool, "access",
+	    "djamms", "djamms-api", (long)T0, (long)T0 + 900,
+	    pool_printf(pool, "\"nbf\":%ld", (long)T0 + 3600))), T0, "not valid yet");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a,
+	    tok_kid(pool, sign_at(pool, &alice, T0)), claims_json(pool, "access",
+	    "djamms", "djamms-api", (long)T0, (long)T0 + 86401, "")), T0,
+	    "not valid yet");
+}
+
+static void
+test_access_token_with_wrong_issuer_or_audience_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok;
+
+	cfg.jwt_issuer = "evil";
+	tok = sign_at(pool, &alice, T0);
+	cfg.jwt_issuer = "djamms";
+	expect_token_refused(tok, T0, "issuer");
+
+	cfg.jwt_audience = "some-other-api";
+	tok = sign_at(pool, &alice, T0);
+	cfg.jwt_audience = "djamms-api";
+	expect_token_refused(tok, T0, "audience");
+
+	/* Near misses: case, prefixes, an array audience. */
+	cfg.jwt_issuer = "Djamms";
+	tok = sign_at(pool, &alice, T0);
+	cfg.jwt_issuer = "djamms";
+	expect_token_refused(tok, T0, "issuer");
+	cfg.jwt_audience = "djamms-api-v2";
+	tok = sign_at(pool, &alice, T0);
+	cfg.jwt_audience = "djamms-api";
+	expect_token_refused(tok, T0, "audience");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a,
+	    tok_kid(pool, tok), pool_printf(pool, "{\"sub\":\"" ALICE_ID "\","
+	    "\"username\":\"alice\",\"role\":\"user\",\"iat\":%ld,\"exp\":%ld,"
+	    "\"iss\":\"djamms\",\"aud\":[\"djamms-api\"],"
+	    "\"jti\":\"QUJDREVGR0hJSktMTU5PUFFS\",\"typ\":\"access\"}",
+	    (long)T0, (long)T0 + 900)), T0, "audience");
+}
+
+static void
+test_access_token_with_another_algorithm_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok = sign_at(pool, &alice, T0);
+	char		*kid = tok_kid(pool, tok);
+	char		*claims = claims_json(pool, "access", "djamms", "djamms-api",
+			    (long)T0, (long)T0 + 900, "");
+
+	/* Sanity: the same claims, HS256, our key: accepted. */
+	expect_token_ok(jwt_build(pool, JWT_ALG_HS256, secret_a, kid, claims),
+	    T0, NULL);
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS512, secret_a, kid, claims),
+	    T0, "algorithm");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS384, secret_a, kid, claims),
+	    T0, "algorithm");
+	/* RS256 with an HMAC made from the secret (algorithm confusion). */
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid),
+	    tok_seg(pool, tok, 1), secret_a), T0, "algorithm");
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"alg\":\"hs256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid),
+	    tok_seg(pool, tok, 1), secret_a), T0, "algorithm");
+	expect_token_refused(forge(pool, pool_printf(pool,
+	    "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid),
+	    tok_seg(pool, tok, 1), secret_a), T0, "algorithm");
+}
+
+static void
+test_access_token_without_a_known_kid_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok = sign_at(pool, &alice, T0);
+	char		*claims = claims_json(pool, "access", "djamms", "djamms-api",
+			    (long)T0, (long)T0 + 900, "");
+
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, NULL,
+	    claims), T0, "no key id");
+	expect_token_refused(forge(pool, "{\"alg\":\"HS256\",\"typ\":\"JWT\","
+	    "\"kid\":12345}", tok_seg(pool, tok, 1), secret_a), T0, "no key id");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a,
+	    "0000000000000000", claims), T0, "unknown key");
+	/* No previous key is configured: an empty kid must not match it. */
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, "", claims),
+	    T0, "unknown key");
+	/* A prefix of the real kid is not the kid. */
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a,
+	    pool_strndup(pool, tok_kid(pool, tok), 15), claims), T0,
+	    "unknown key");
+}
+
+static void
+test_access_token_longer_than_4096_bytes_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*kid = tok_kid(pool, sign_at(pool, &alice, T0));
+	char		*pad = pool_alloc(pool, 3601), *tok, *junk;
+
+	memset(pad, 'x', 3600);
+	pad[3600] = '\0';
+	/* Properly signed, good claims, only too long. */
+	tok = jwt_build(pool, JWT_ALG_HS256, secret_a, kid, claims_json(pool,
+	    "access", "djamms", "djamms-api", (long)T0, (long)T0 + 900,
+	    pool_printf(pool, "\"pad\":\"%s\"", pad)));
+	assert_true(strlen(tok) > 4096);
+	expect_token_refused(tok, T0, "too long");
+	/* Sanity: with a shorter pad the same token is accepted. */
+	pad[2000] = '\0';
+	expect_token_ok(jwt_build(pool, JWT_ALG_HS256, secret_a, kid,
+	    claims_json(pool, "access", "djamms", "djamms-api", (long)T0,
+	    (long)T0 + 900, pool_printf(pool, "\"pad\":\"%s\"", pad))), T0, NULL);
+	/* 5000 bytes of junk. */
+	junk = pool_alloc(pool, 5001);
+	memset(junk, 'a', 5000);
+	junk[5000] = '\0';
+	junk[100] = junk[200] = '.';
+	expect_token_refused(junk, T0, "too long");
+}
+
+static void
+test_access_token_of_another_type_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*kid = tok_kid(pool, sign_at(pool, &alice, T0));
+
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, kid,
+	    claims_json(pool, "refresh", "djamms", "djamms-api", (long)T0,
+	    (long)T0 + 900, "")), T0, "not an access token");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, kid,
+	    claims_json(pool, NULL, "djamms", "djamms-api", (long)T0,
+	    (long)T0 + 900, "")), T0, "not an access token");
+	expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, kid,
+	    claims_json(pool, "Access", "djamms", "djamms-api", (long)T0,
+	    (long)T0 + 900, "")), T0, "not an access token");
+}
+
+static void
+test_access_token_with_bad_claims_is_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*kid = tok_kid(pool, sign_at(pool, &alice, T0));
+	static const struct { const char *from, *to; } subst[] = {
+		{ "\"sub\":\"" ALICE_ID "\"", "\"sub\":\"alice\"" },
+		{ "\"sub\":\"" ALICE_ID "\"", "\"sub\":\"\"" },
+		{ "\"role\":\"user\"", "\"role\":\"root\"" },
+		{ "\"role\":\"user\"", "\"role\":\"\"" },
+		{ "\"username\":\"alice\"", "\"username\":\"\"" },
+		{ "\"jti\":\"QUJDREVGR0hJSktMTU5PUFFS\"", "\"jti\":\"short\"" },
+		{ "\"iat\":", "\"iat_\":" },
+		{ "\"exp\":", "\"exp_\":" },
+		{ "\"ver\":3", "\"ver_\":3" },
+		{ "\"ver\":3", "\"ver\":-1" },
+	};
+	char		*base = claims_json(pool, "access", "djamms", "djamms-api",
+			    (long)T0, (long)T0 + 900, "");
+	size_t		 i;
+
+	expect_token_ok(jwt_build(pool, JWT_ALG_HS256, secret_a, kid, base),
+	    T0, NULL);
+	for (i = 0; i < sizeof(subst) / sizeof(subst[0]); i++) {
+		char	*p = strstr(base, subst[i].from), *c;
+
+		assert_non_null(p);
+		c = pool_printf(pool, "%.*s%s%s", (int)(p - base), base,
+		    subst[i].to, p + strlen(subst[i].from));
+		expect_token_refused(jwt_build(pool, JWT_ALG_HS256, secret_a, kid,
+		    c), T0, NULL);
+	}
+	/* exp as a string (and, for contrast, as a number: accepted). */
+	for (i = 0; i < 2; i++) {
+		char	*c = pool_printf(pool, "{\"sub\":\"" ALICE_ID "\","
+			    "\"username\":\"alice\",\"role\":\"user\",\"iat\":%ld,"
+			    "\"exp\":%s%ld%s,\"iss\":\"djamms\",\"aud\":\"djamms-api\","
+			    "\"jti\":\"QUJDREVGR0hJSktMTU5PUFFS\",\"typ\":\"access\","
+			    "\"ver\":0}", (long)T0, i ? "" : "\"", (long)T0 + 900,
+			    i ? "" : "\"");
+		char	*tok = jwt_build(pool, JWT_ALG_HS256, secret_a, kid, c);
+
+		if (i)
+			expect_token_ok(tok, T0, NULL);
+		else
+			expect_token_refused(tok, T0, NULL);
+	}
+}
+
+static void
+test_malformed_tokens_are_refused(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*tok = sign_at(pool, &alice, T0);
+	static const char *const bad[] = {
+		"", ".", "..", "...", "abc", "a.b", "a.b.c", "eyJ.eyJ.sig",
+		"Bearer x.y.z", " ", "\xff\xfe.\xff.\xff",
+	};
+	size_t		 i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_token_refused(bad[i], T0, NULL);
+	/* A header that is JSON but not an object, or not JSON. */
+	expect_token_refused(pool_printf(pool, "%s.%s.%s", b64s(pool, "[1,2]"),
+	    tok_seg(pool, tok, 1), tok_seg(pool, tok, 2)), T0, NULL);
+	expect_token_refused(pool_printf(pool, "%s.%s.%s", b64s(pool, "{\"alg\""),
+	    tok_seg(pool, tok, 1), tok_seg(pool, tok, 2)), T0, NULL);
+	/* Extra segments, whitespace around. */
+	expect_token_refused(pool_printf(pool, "%s.x", tok), T0, NULL);
+	expect_token_refused(pool_printf(pool, " %s", tok), T0, NULL);
+	expect_token_refused(pool_printf(pool, "%s\n", tok), T0, NULL);
+}
+
+static void
+test_access_token_survives_key_rotation_only_by_the_previous_key(void **state)
+{
+	struct mpool	*pool = *state;
+	char		*old = sign_at(pool, &alice, T0), *new, *stranger;
+
+	/* Rotate: a is now the previous key, b the current one. */
+	use_secrets(secret_b, secret_a);
+	expect_token_ok(old, T0, NULL);
+	new = sign_at(pool, &alice, T0);
+	expect_token_ok(new, T0, NULL);
+	assert_string_not_equal(tok_kid(pool, old), tok_kid(pool, new));
+	/* A token by a key that is neither. */
+	use_secrets(secret_c, NULL);
+	stranger = sign_at(pool, &alice, T0);
+	use_secrets(secret_b, secret_a);
+	expect_token_refused(stranger, T0, "unknown key");
+	/* The previous key's id with the current key's signature. */
+	expect_token_refused(forge(pool, seg_text(pool, tok_seg(pool, old, 0)),
+	    tok_seg(pool, old, 1), secret_b), T0, "signature");
+	/* Old tokens still expire on time. */
+	expect_token_refused(old, T0 + 900, "expired");
+	/* Once the previous key is retired, its tokens end. */
+	use_secrets(secret_b, NULL);
+	expect_token_refused(old, T0, "unknown key");
+	expect_token_ok(new, T0, NULL);
+}
+
+/*
+ * The per-worker memo of verified tokens (auth_verify_cached) answers
+ * for a token only as auth_verify_access would: never past exp, never
+ * before iat, never for a token that differs from the one remembered.
+ */
+static void
+test_verify_cache_never_outlives_the_checks(void **state)
+{
+	struct mpool		*pool = *state;
+	struct access_claims	 c1, c2;
+	const char		*why;
+	char			*tok = sign_at(pool, &alice, T0), *bad, *early;
+
+	assert_int_equal(auth_verify_cached(tok, T0, &c1, &why), E_OK);
+	assert_int_equal(auth_verify_cached(tok, T0 + 10, &c2, &why), E_OK);
+	assert_memory_equal(&c1, &c2, sizeof(c1));
+	/* Remembered, yet expired on time. */
+	why = NULL;
+	assert_int_equal(auth_verify_cached(tok, T0 + 900, &c2, &why),
+	    E_UNAUTHORIZED);
+	assert_non_null(why);
+	/* A one-character change is another token, verified afresh. */
+	bad = pool_strdup(pool, tok);
+	bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+	assert_int_equal(auth_verify_cached(bad, T0, &c2, &why), E_UNAUTHORIZED);
+	/* Good in an hour (and remembered then) is still not good now. */
+	early = sign_at(pool, &alice, T0 + 3600);
+	assert_int_equal(auth_verify_cached(early, T0 + 3600, &c2, &why), E_OK);
+	assert_int_equal(auth_verify_cached(early, T0, &c2, &why), E_UNAUTHORIZED);
+	auth_cache_free();
+}
+
+static void
+test_auth_init_refuses_short_or_missing_secrets(void **state)
+{
+	char	 short_secret[] = "thirty-one bytes of secret.....";
+	int	 devnull = open("/dev/null", O_WRONLY), err = dup(2);
+	int	 none, short_current, short_previous;
+
+	assert_int_equal(strlen(short_secret), 31);
+	assert_true(devnull >= 0 && err >= 0);
+	fflush(stderr);
+	dup2(devnull, 2);		/* the refusals are printed: hide them */
+	cfg.jwt_secret = NULL;
+	cfg.jwt_secret_len = 0;
+	none = auth_init();
+	cfg.jwt_secret = short_secret;
+	cfg.jwt_secret_len = 31;
+	short_current = auth_init();
+	cfg.jwt_secret = secret_a;
+	cfg.jwt_secret_len = strlen(secret_a);
+	cfg.jwt_previous_secret = short_secret;
+	cfg.jwt_previous_secret_len = 31;
+	short_previous = auth_init();
+	fflush(stderr);
+	dup2(err, 2);
+	close(err);
+	close(devnull);
+	assert_int_equal(none, -1);
+	assert_int_equal(short_current, -1);
+	assert_int_equal(short_previous, -1);
+	use_secrets(secret_a, NULL);
+	/* Exactly 32 bytes is enough. */
+	cfg.jwt_secret_len = 32;
+	assert_int_equal(auth_init(), 0);
+	use_secrets(secret_a, NULL);
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
 #define TT(f)	cmocka_unit_test_setup_teardown(f, pool_setup_test_routes, \
 		    pool_teardown)
+#define TA(f)	cmocka_unit_test_setup_teardown(f, auth_setup, auth_teardown)
 
 int
 main(void)
@@ -1998,6 +3165,42 @@ main(void)
 		/* OpenAPI */
 		T(test_pattern_to_template_converts_params),
 		T(test_openapi_documents_every_route_and_nothing_else),
+		T(test_perm_word_names_what_a_route_needs),
+		T(test_openapi_permissions_match_the_route_table),
+		T(test_openapi_roles_match_role_perms),
+		/* auth.c: the permission matrix */
+		T(test_role_perms_guest_is_read_only),
+		T(test_role_perms_user_cannot_write_schedules_nor_administer),
+		T(test_role_perms_moderator_can_write_schedules),
+		T(test_role_perms_admin_has_every_permission),
+		T(test_roles_are_nested_and_never_grant_authenticated),
+		T(test_role_perms_of_an_unknown_role_is_nothing),
+		T(test_perm_parse_and_perm_name_round_trip),
+		T(test_perm_name_and_parse_refuse_what_is_not_one_permission),
+		T(test_perms_json_lists_names_in_bit_order),
+		/* auth.c: encodings */
+		T(test_b64url_round_trips_every_length),
+		T(test_b64url_known_vectors),
+		T(test_b64url_decode_rejects_bad_characters),
+		T(test_b64url_decode_rejects_impossible_lengths_and_small_buffers),
+		T(test_uuid_valid_accepts_the_canonical_form_only),
+		/* auth.c: access tokens */
+		TA(test_access_token_signed_here_verifies_with_its_claims),
+		TA(test_access_token_with_alg_none_is_refused),
+		TA(test_access_token_signed_with_another_secret_is_refused),
+		TA(test_access_token_with_tampered_payload_is_refused),
+		TA(test_access_token_expired_is_refused),
+		TA(test_access_token_not_yet_valid_is_refused),
+		TA(test_access_token_with_wrong_issuer_or_audience_is_refused),
+		TA(test_access_token_with_another_algorithm_is_refused),
+		TA(test_access_token_without_a_known_kid_is_refused),
+		TA(test_access_token_longer_than_4096_bytes_is_refused),
+		TA(test_access_token_of_another_type_is_refused),
+		TA(test_access_token_with_bad_claims_is_refused),
+		TA(test_malformed_tokens_are_refused),
+		TA(test_access_token_survives_key_rotation_only_by_the_previous_key),
+		TA(test_verify_cache_never_outlives_the_checks),
+		TA(test_auth_init_refuses_short_or_missing_secrets),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
