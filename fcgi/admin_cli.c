@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 #include "djamms.h"
@@ -64,15 +65,30 @@ set_admin(PGconn *c, const char *username, const char *email, int create)
 
 		res = PQexecParams(c, "UPDATE users SET password_hash = $2, "
 		    "role = 'admin', is_active = true, is_anonymous = false, "
-		    "token_version = token_version + 1 WHERE username = $1::citext",
+		    "token_version = token_version + 1, token_version_at = now() "
+		    "WHERE username = $1::citext RETURNING id, token_version",
 		    2, NULL, args, NULL, NULL, 0);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+			/*
+			 * End the old sessions in Redis too; if it is away, the
+			 * workers copy the version over when they reconnect.
+			 */
+			struct redisReply	*rep;
+
+			if (rds_connect() == 0 && (rep = rds_command(NULL,
+			    "SET tver:%s %s EX %ld", PQgetvalue(res, 0, 0),
+			    PQgetvalue(res, 0, 1), cfg.access_ttl_s + 60)) != NULL)
+				freeReplyObject(rep);
+			rds_disconnect();
+		}
 	}
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
 		return fail(c, create ? "cannot create the admin" :
 		    "cannot reset the admin");
 	}
-	if (!create && strcmp(PQcmdTuples(res), "1") != 0) {
+	if (!create && PQntuples(res) != 1) {
 		PQclear(res);
 		fprintf(stderr, "djamms admin: no user named %s\n", username);
 		PQfinish(c);

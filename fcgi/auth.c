@@ -125,7 +125,7 @@ int
 b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap,
     size_t *outlen)
 {
-	char	 buf[1400];
+	char	 buf[TOKEN_MAX + 8];
 	size_t	 i, padded = (n + 3) / 4 * 4;
 	int	 len;
 
@@ -322,35 +322,68 @@ out:
 	return err;
 }
 
+/*
+ * Claims are read from the payload with json-c after libjwt has checked
+ * the signature: libjwt 1.10's getters turn a claim of the wrong type
+ * into 0 or NULL without saying so.
+ */
 static int
-grant_str(jwt_t *j, const char *name, char *out, size_t cap)
+grant_str(struct json_object *p, const char *name, char *out, size_t cap)
 {
-	const char	*v = jwt_get_grant(j, name);
+	struct json_object	*v;
+	const char		*s;
 
-	if (v == NULL || strlen(v) >= cap || *v == '\0')
+	if (!json_object_object_get_ex(p, name, &v) ||
+	    !json_object_is_type(v, json_type_string))
 		return -1;
-	memcpy(out, v, strlen(v) + 1);
+	s = json_object_get_string(v);
+	if (*s == '\0' || strlen(s) >= cap)
+		return -1;
+	memcpy(out, s, strlen(s) + 1);
 	return 0;
 }
 
+/* 1 absent, 0 a whole number, -1 anything else. */
 static int
-grant_int(jwt_t *j, const char *name, long *out)
+grant_int(struct json_object *p, const char *name, long *out)
 {
+	struct json_object	*v;
+
+	if (!json_object_object_get_ex(p, name, &v))
+		return 1;
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
 	errno = 0;
-	*out = jwt_get_grant_int(j, name);
+	*out = (long)json_object_get_int64(v);
 	return errno == 0 ? 0 : -1;
+}
+
+static struct json_object *
+payload_json(const char *token)
+{
+	const char	*p = strchr(token, '.'), *e;
+	unsigned char	 raw[TOKEN_MAX];
+	size_t		 n;
+
+	if (p == NULL || (e = strchr(p + 1, '.')) == NULL ||
+	    b64url_decode(p + 1, (size_t)(e - p - 1), raw, sizeof(raw) - 1, &n) != 0)
+		return NULL;
+	raw[n] = '\0';
+	return json_tokener_parse((char *)raw);
 }
 
 enum app_err
 auth_verify_access(const char *token, time_t now, struct access_claims *c,
     const char **why)
 {
-	const char	*key = NULL;
-	size_t		 keylen = 0;
-	jwt_t		*j = NULL;
-	char		 buf[256];
-	long		 nbf;
-	enum app_err	 err;
+	const char		*key = NULL;
+	size_t			 keylen = 0;
+	jwt_t			*j = NULL;
+	struct json_object	*p = NULL, *v;
+	char			 buf[256];
+	long			 nbf;
+	int			 has_nbf;
+	enum app_err		 err;
 
 	memset(c, 0, sizeof(*c));
 	if (strlen(token) > TOKEN_MAX) {
@@ -370,45 +403,60 @@ auth_verify_access(const char *token, time_t now, struct access_claims *c,
 		*why = "token algorithm is not HS256";
 		goto out;
 	}
-	if (grant_str(j, "typ", buf, sizeof(buf)) != 0 || strcmp(buf, "access") != 0) {
+	if ((p = payload_json(token)) == NULL ||
+	    !json_object_is_type(p, json_type_object)) {
+		*why = "malformed token";
+		goto out;
+	}
+	if (grant_str(p, "typ", buf, sizeof(buf)) != 0 || strcmp(buf, "access") != 0) {
 		*why = "not an access token";
 		goto out;
 	}
-	if (grant_str(j, "iss", buf, sizeof(buf)) != 0 ||
+	if (grant_str(p, "iss", buf, sizeof(buf)) != 0 ||
 	    strcmp(buf, cfg.jwt_issuer) != 0) {
 		*why = "wrong token issuer";
 		goto out;
 	}
-	if (grant_str(j, "aud", buf, sizeof(buf)) != 0 ||
+	if (grant_str(p, "aud", buf, sizeof(buf)) != 0 ||
 	    strcmp(buf, cfg.jwt_audience) != 0) {
 		*why = "wrong token audience";
 		goto out;
 	}
-	if (grant_int(j, "exp", &c->exp) != 0 || grant_int(j, "iat", &c->iat) != 0 ||
-	    grant_int(j, "ver", &c->ver) != 0 || c->ver < 0) {
-		*why = "token lacks exp, iat or ver";
+	if (grant_int(p, "exp", &c->exp) != 0 || grant_int(p, "iat", &c->iat) != 0 ||
+	    grant_int(p, "ver", &c->ver) != 0 || c->ver < 0 || c->ver > 0x7fffffff ||
+	    (has_nbf = grant_int(p, "nbf", &nbf)) < 0) {
+		*why = "token lacks exp, iat or ver, or a claim has the wrong type";
 		goto out;
 	}
 	if ((long)now >= c->exp) {
 		*why = "token expired";
 		goto out;
 	}
-	if (c->iat > (long)now + CLOCK_SKEW_S || c->exp - c->iat > 86400 ||
-	    (grant_int(j, "nbf", &nbf) == 0 && nbf > (long)now + CLOCK_SKEW_S)) {
+	/* Bounds first, so the subtraction below cannot overflow. */
+	if (c->iat < (long)now - 2 * 86400 || c->iat > (long)now + CLOCK_SKEW_S ||
+	    c->exp <= c->iat || c->exp - c->iat > 86400 ||
+	    (has_nbf == 0 && nbf > (long)now + CLOCK_SKEW_S)) {
 		*why = "token not valid yet";
 		goto out;
 	}
-	if (grant_str(j, "sub", c->sub, sizeof(c->sub)) != 0 || !uuid_valid(c->sub) ||
-	    grant_str(j, "jti", c->jti, sizeof(c->jti)) != 0 || strlen(c->jti) < 16 ||
-	    grant_str(j, "username", c->username, sizeof(c->username)) != 0 ||
-	    grant_str(j, "role", c->role, sizeof(c->role)) != 0 ||
+	if (grant_str(p, "sub", c->sub, sizeof(c->sub)) != 0 || !uuid_valid(c->sub) ||
+	    grant_str(p, "jti", c->jti, sizeof(c->jti)) != 0 || strlen(c->jti) < 16 ||
+	    grant_str(p, "username", c->username, sizeof(c->username)) != 0 ||
+	    grant_str(p, "role", c->role, sizeof(c->role)) != 0 ||
 	    !role_valid(c->role)) {
 		*why = "token claims are incomplete";
 		goto out;
 	}
-	c->anon = jwt_get_grant_bool(j, "anon") == 1;
+	if (json_object_object_get_ex(p, "anon", &v) &&
+	    !json_object_is_type(v, json_type_boolean)) {
+		*why = "token claims are incomplete";
+		goto out;
+	}
+	c->anon = v != NULL && json_object_object_get_ex(p, "anon", &v) &&
+	    json_object_get_boolean(v);
 	err = E_OK;
 out:
+	json_object_put(p);
 	jwt_free(j);
 	return err;
 }
@@ -481,8 +529,8 @@ static const struct db_stmt st_user_state = {
 
 static const struct db_stmt st_revoke_user = {
 	"auth_revoke_user",
-	"UPDATE users SET token_version = token_version + 1 WHERE id = $1"
-	" RETURNING token_version",
+	"UPDATE users SET token_version = token_version + 1, token_version_at = now()"
+	" WHERE id = $1 RETURNING token_version",
 	1
 };
 
@@ -495,9 +543,14 @@ static const struct db_stmt st_deny_jti = {
 
 static const struct db_stmt st_denylist = {
 	"auth_denylist",
-	"SELECT jti, extract(epoch FROM expires_at)::bigint FROM revoked_tokens"
-	" WHERE expires_at > now() LIMIT 10000",
-	0
+	"SELECT 'deny:' || jti, '1', (extract(epoch FROM expires_at - now()))::bigint + 60"
+	" FROM revoked_tokens WHERE expires_at > now()"
+	" UNION ALL"
+	" SELECT 'tver:' || id, token_version::text,"
+	" (extract(epoch FROM token_version_at - now()))::bigint + $1::bigint + 60"
+	" FROM users WHERE token_version_at > now() - make_interval(secs => $1::bigint + 60)"
+	" LIMIT 20000",
+	1
 };
 
 /*
@@ -576,23 +629,30 @@ auth_deny_jti(struct req *r, const char *jti, const char *user_id, long exp)
 	rds_command(r, "SET deny:%s 1 EX %ld", jti, ttl + CLOCK_SKEW_S);
 }
 
+/*
+ * Redis lost what the database knows (it restarted, or a write failed
+ * while it was away): put back the deny-list and the token versions that
+ * can still matter, those younger than an access token's lifetime.
+ */
 void
 auth_resync_denylist(void)
 {
 	PGresult	*res;
+	char		 ttl[24];
+	const char	*args[1] = { ttl };
 	int		 i;
-	long		 now = (long)time(NULL);
 
-	if (db_exec(NULL, &res, &st_denylist, NULL) != E_OK)
+	snprintf(ttl, sizeof(ttl), "%ld", cfg.access_ttl_s);
+	if (db_exec(NULL, &res, &st_denylist, args) != E_OK)
 		return;
 	for (i = 0; i < PQntuples(res); i++) {
 		struct redisReply	*rep;
-		long			 ttl = atol(PQgetvalue(res, i, 1)) - now;
+		long			 secs = atol(PQgetvalue(res, i, 2));
 
-		if (ttl <= 0)
+		if (secs <= 0)
 			continue;
-		rep = rds_command(NULL, "SET deny:%s 1 EX %ld", PQgetvalue(res, i, 0),
-		    ttl + CLOCK_SKEW_S);
+		rep = rds_command(NULL, "SET %s %s EX %ld", PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1), secs);
 		if (rep == NULL)
 			break;
 		freeReplyObject(rep);

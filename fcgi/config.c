@@ -149,6 +149,9 @@ config_load(enum config_need need)
 	if (need == CONFIG_MIGRATE)
 		return bad ? -1 : 0;
 	load_password_params();
+	cfg.redis_url = env_str("DJAMMS_REDIS_URL", "redis://127.0.0.1:6379", 0);
+	cfg.redis_timeout_ms = env_long("DJAMMS_REDIS_TIMEOUT_MS", 250, 1, 60000);
+	cfg.access_ttl_s = env_long("DJAMMS_ACCESS_TTL_S", 900, 30, 86400);
 	if (need == CONFIG_ADMIN)
 		return bad ? -1 : 0;
 
@@ -165,8 +168,6 @@ config_load(enum config_need need)
 	    100, 86400000);
 	cfg.drain_timeout_ms = env_long("DJAMMS_DRAIN_TIMEOUT_MS", 10000, 0,
 	    3600000);
-	cfg.redis_url = env_str("DJAMMS_REDIS_URL", "redis://127.0.0.1:6379", 0);
-	cfg.redis_timeout_ms = env_long("DJAMMS_REDIS_TIMEOUT_MS", 250, 1, 60000);
 	cfg.storage_dir = env_str("DJAMMS_STORAGE_DIR", "/var/lib/djamms", 0);
 	cfg.storage_min_free_mb = env_long("DJAMMS_STORAGE_MIN_FREE_MB", 512, 0,
 	    LONG_MAX / 2);
@@ -178,7 +179,6 @@ config_load(enum config_need need)
 	    &cfg.jwt_previous_secret_len);
 	cfg.jwt_issuer = env_str("DJAMMS_JWT_ISSUER", "djamms", 0);
 	cfg.jwt_audience = env_str("DJAMMS_JWT_AUDIENCE", "djamms-api", 0);
-	cfg.access_ttl_s = env_long("DJAMMS_ACCESS_TTL_S", 900, 30, 86400);
 	cfg.refresh_ttl_days = env_long("DJAMMS_REFRESH_TTL_DAYS", 30, 1, 365);
 	/* Half the cores hash at most; the rest keep serving other routes. */
 	cfg.hash_concurrency = (int)env_long("DJAMMS_HASH_CONCURRENCY",

@@ -29,6 +29,14 @@ static const struct db_stmt st_users_list = {
 	5
 };
 
+/* One admin change at a time: two admins demoting each other at once
+ * would otherwise both see the other still in place. */
+static const struct db_stmt st_admins_lock = {
+	"admin_admins_lock",
+	"SELECT pg_advisory_xact_lock(727274002)",
+	0
+};
+
 static const struct db_stmt st_user_lock = {
 	"admin_user_lock",
 	"SELECT role, is_active FROM users WHERE id = $1 FOR UPDATE",
@@ -39,6 +47,16 @@ static const struct db_stmt st_other_admins = {
 	"admin_other_admins",
 	"SELECT count(*) FROM users WHERE role = 'admin' AND is_active AND id <> $1",
 	1
+};
+
+static const struct db_stmt st_users_count = {
+	"admin_users_count",
+	"SELECT count(*) FROM users"
+	" WHERE ($1 = '' OR strpos(lower(username::text), lower($1)) > 0"
+	"        OR strpos(lower(coalesce(email::text, '')), lower($1)) > 0)"
+	" AND ($2::text IS NULL OR role = $2)"
+	" AND ($3::bool IS NULL OR is_active = $3::bool)",
+	3
 };
 
 static const struct db_stmt st_user_set = {
@@ -111,8 +129,17 @@ admin_users_list(struct req *r)
 	json_object_object_add(o, "users", a);
 	json_object_object_add(o, "page", json_object_new_int64(page));
 	json_object_object_add(o, "limit", json_object_new_int64(limit));
-	json_object_object_add(o, "total", json_object_new_int64(
-	    PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, 9)) : 0));
+	if (PQntuples(res) > 0)
+		json_object_object_add(o, "total", json_object_new_int64(
+		    atoll(PQgetvalue(res, 0, 9))));
+	else {
+		/* Past the last page the window count has no row to ride on. */
+		if ((err = db_exec(r, &res, &st_users_count,
+		    (const char *const[]){ q, role, active })) != E_OK)
+			return err;
+		json_object_object_add(o, "total", json_object_new_int64(
+		    atoll(PQgetvalue(res, 0, 0))));
+	}
 	return resp_json(r, 200, o);
 }
 
@@ -134,6 +161,8 @@ user_set_body(struct req *r, void *arg)
 	enum app_err	 err;
 	int		 was_admin, stays_admin;
 
+	if ((err = db_exec(r, &res, &st_admins_lock, NULL)) != E_OK)
+		return err;
 	if ((err = db_exec(r, &res, &st_user_lock,
 	    (const char *const[]){ u->id })) != E_OK)
 		return err;
@@ -151,7 +180,6 @@ user_set_body(struct req *r, void *arg)
 	    (u->active && (strcmp(u->active, "true") == 0) !=
 	    (strcmp(PQgetvalue(res, 0, 1), "t") == 0));
 	if (was_admin && !stays_admin) {
-		/* Serialised by the row lock on every admin this touches. */
 		if ((err = db_exec(r, &res, &st_other_admins,
 		    (const char *const[]){ u->id })) != E_OK)
 			return err;

@@ -178,7 +178,8 @@ static const struct db_stmt st_keys_list = {
 
 static const struct db_stmt st_keys_count = {
 	"auth_keys_count",
-	"SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL",
+	"SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL"
+	" AND (expires_at IS NULL OR expires_at > now())",
 	1
 };
 
@@ -400,7 +401,11 @@ auth_register(struct req *r)
 	if (PQntuples(res) != 1)
 		return req_fail(r, E_CONFLICT, "this account cannot be upgraded", NULL);
 	if (upgrade) {
-		/* The guest's old tokens carry the guest role: end them. */
+		/* The guest's old tokens carry the guest role: end them all. */
+		PGresult	*x;
+
+		db_exec(r, &x, &st_refresh_revoke_user,
+		    (const char *const[]){ r->user_id });
 		auth_revoke_user_tokens(r, r->user_id);
 		if ((err = db_exec(r, &res, &st_user_by_id,
 		    (const char *const[]){ r->user_id })) != E_OK)
@@ -513,7 +518,17 @@ auth_login(struct req *r)
 	ip = req_env(r, "REMOTE_ADDR");
 	if (ip == NULL)
 		ip = "unknown";
-	lower_into(acct, sizeof(acct), login);
+	if ((err = db_exec(r, &res, &st_user_by_login,
+	    (const char *const[]){ login })) != E_OK)
+		return err;
+	/*
+	 * Failures count against the account, whichever name was typed; an
+	 * unknown name counts under itself so probing it is throttled too.
+	 */
+	if (PQntuples(res) == 1)
+		snprintf(acct, sizeof(acct), "%s", PQgetvalue(res, 0, U_ID));
+	else
+		lower_into(acct, sizeof(acct), login);
 	/* Redis keys are built with %s: keep them free of spaces. */
 	for (i = 0; acct[i] != '\0'; i++)
 		if (isspace((unsigned char)acct[i]))
@@ -523,9 +538,6 @@ auth_login(struct req *r)
 		return req_fail(r, E_RATE_LIMITED, pool_printf(r->pool,
 		    "too many failed sign-ins; try again in %ld seconds", wait), NULL);
 	}
-	if ((err = db_exec(r, &res, &st_user_by_login,
-	    (const char *const[]){ login })) != E_OK)
-		return err;
 	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, U__N))
 		hash = PQgetvalue(res, 0, U__N);
 	/* Always one verification, against a dummy hash if need be. */
@@ -733,6 +745,9 @@ auth_user_put(struct req *r)
 	int			 set_display, match;
 	const char		*args[7];
 
+	if (r->api_key_id != NULL)
+		return req_fail(r, E_FORBIDDEN,
+		    "account changes need a signed-in session, not an API key", NULL);
 	if ((err = req_json_body(r, &body)) != E_OK ||
 	    (err = body_only(r, body, allowed, forbidden)) != E_OK)
 		return err;
@@ -895,6 +910,12 @@ confirm_body(struct req *r, void *arg)
 	if ((err = db_exec(r, &res, &st_set_password,
 	    (const char *const[]){ t->user_id, t->password_hash })) != E_OK)
 		return err;
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		/* Deactivated since the mail went out: roll back, keep the token. */
+		t->user_id = NULL;
+		return req_fail(r, E_INVALID, "token: the account is not active",
+		    NULL);
+	}
 	return db_exec(r, &res, &st_refresh_revoke_user,
 	    (const char *const[]){ t->user_id });
 }

@@ -5,7 +5,12 @@
 -- (deactivation, role or password change) ends every older token at once.
 
 ALTER TABLE users
-    ADD COLUMN token_version integer NOT NULL DEFAULT 0 CHECK (token_version >= 0);
+    ADD COLUMN token_version integer NOT NULL DEFAULT 0 CHECK (token_version >= 0),
+    -- When the version last moved: Redis is re-filled from the rows whose
+    -- change is younger than an access token's lifetime.
+    ADD COLUMN token_version_at timestamptz;
+CREATE INDEX idx_users_token_version_at ON users (token_version_at)
+    WHERE token_version_at IS NOT NULL;
 
 -- Refresh tokens: only a SHA-256 of the 256-bit random value is stored. Each
 -- use rotates the token inside its family; a rotated token presented again

@@ -389,8 +389,16 @@ test_logins_work_without_redis(void)
 	char		 name[64];
 	struct http_res	 res;
 
+	struct session	 victim;
+	char		 vpath[128];
+
+	expect(ensure_admin() == 0);
 	expect(new_user("hank", &s, name, sizeof(name)) == 0);
+	expect(new_user("hvic", &victim, NULL, 0) == 0);
+	snprintf(vpath, sizeof(vpath), "/api/admin/users/%s", victim.id);
 	expect(sh("%s/tools/stack redis-stop %s", top, stack_dir) == 0);
+	/* A revocation while Redis is away lands in the database only... */
+	expect(status_of("PUT", vpath, admin.access, "{\"role\":\"guest\"}") == 200);
 	expect(login(name, PASSWORD, &s) == 0);
 	/* Tokens are checked against the database while Redis is away. */
 	res = call("GET", "/api/auth/user", s.access, NULL);
@@ -406,6 +414,11 @@ test_logins_work_without_redis(void)
 
 		for (i = 0; i < 8; i++)		/* every worker */
 			if (status_of("GET", "/api/auth/user", s.access, NULL) != 401)
+				ok = 0;
+		expect(ok);
+		/* ...and is copied back into Redis when it returns. */
+		for (i = 0; i < 8; i++)
+			if (status_of("GET", "/api/auth/user", victim.access, NULL) != 401)
 				ok = 0;
 		expect(ok);
 	}
@@ -622,6 +635,12 @@ test_anonymous_guest_upgrades_in_place(void)
 	http_free(&res);
 	expect(strcmp(g.id, u.id) == 0);		/* the same account */
 	expect(status_of("GET", "/api/auth/user", g.access, NULL) == 401);
+	{
+		char	 body[256];
+
+		snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", g.refresh);
+		expect(status_of("POST", "/api/auth/refresh", NULL, body) == 401);
+	}
 	expect(status_of("GET", "/api/auth/user", u.access, NULL) == 200);
 }
 
@@ -690,6 +709,10 @@ test_api_keys_are_shown_once_scoped_and_revocable(void)
 	snprintf(hdr, sizeof(hdr), "X-API-Key: %s", key);
 	res = call_hdr("GET", "/api/auth/user", hdr, NULL);
 	expect_status(&res, 200);
+	http_free(&res);
+	/* A key reads the account but cannot change it. */
+	res = call_hdr("PUT", "/api/auth/user", hdr, "{\"display_name\":\"x\"}");
+	expect_status(&res, 403);
 	http_free(&res);
 	/* Keys cannot mint keys. */
 	res = call_hdr("POST", "/api/auth/api-keys", hdr, "{\"name\":\"x\",\"permissions\":[\"read:tracks\"]}");
