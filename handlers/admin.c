@@ -74,6 +74,25 @@ col(PGresult *res, int row, int c)
 	    json_object_new_string(PQgetvalue(res, row, c));
 }
 
+/*
+ * Another user's email is never sent whole, not even to an admin: "a***@
+ * example.org" is enough to recognise it, and search still matches the
+ * full address.
+ */
+static struct json_object *
+masked_email(PGresult *res, int row, int c)
+{
+	const char	*e, *at;
+	char		 buf[300];
+
+	if (PQgetisnull(res, row, c))
+		return NULL;
+	e = PQgetvalue(res, row, c);
+	at = strchr(e, '@');
+	snprintf(buf, sizeof(buf), "%.1s***%s", e, at != NULL ? at : "");
+	return json_object_new_string(buf);
+}
+
 static struct json_object *
 admin_user_json(PGresult *res, int row)
 {
@@ -81,7 +100,7 @@ admin_user_json(PGresult *res, int row)
 
 	json_object_object_add(o, "id", col(res, row, 0));
 	json_object_object_add(o, "username", col(res, row, 1));
-	json_object_object_add(o, "email", col(res, row, 2));
+	json_object_object_add(o, "email", masked_email(res, row, 2));
 	json_object_object_add(o, "display_name", col(res, row, 3));
 	json_object_object_add(o, "role", col(res, row, 4));
 	json_object_object_add(o, "is_anonymous", json_object_new_boolean(

@@ -36,10 +36,14 @@ static const struct db_stmt st_sleep = {
 static enum app_err
 system_health(struct req *r)
 {
-	struct json_object	*o = json_object_new_object();
+	static const char	 body[] = "{\"status\":\"ok\"}";
 
-	json_object_object_add(o, "status", json_object_new_string("ok"));
-	return resp_json(r, 200, o);
+	/* The hottest route: a constant body, nothing to build. */
+	r->status = 200;
+	r->content_type = "application/json";
+	r->body = body;
+	r->body_len = sizeof(body) - 1;
+	return E_OK;
 }
 
 /* {"status":"ok"|"down","latency_us":N} for a check that started at t0. */

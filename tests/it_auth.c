@@ -289,6 +289,20 @@ test_register_validates_every_field(void)
 			t_fail(__FILE__, __LINE__, "case %zu: %ld, wanted %ld", i, st,
 			    cases[i].status);
 	}
+	/* Oversized bodies: nginx's 1 MiB cap, then the worker's own. */
+	{
+		size_t		 n = 2 * 1024 * 1024;
+		char		*big = malloc(n + 1);
+		struct http_res	 res;
+
+		memset(big, ' ', n);
+		big[n] = '\0';
+		res = call("POST", "/api/auth/login", NULL, big);
+		expect_status(&res, 413);
+		expect_json_str(&res, "error.code", "payload_too_large");
+		http_free(&res);
+		free(big);
+	}
 	/* A 1025-byte password is over the limit. */
 	{
 		char		*body = malloc(1200);
@@ -753,6 +767,9 @@ test_admin_lists_users_paged_and_searchable(void)
 	expect(json_int(&res, "total", 0) >= 1);
 	expect(strstr(res.body, admin_name) != NULL);
 	expect(strstr(res.body, "password") == NULL);
+	expect(strstr(res.body, "***@") != NULL);	/* emails are masked */
+	expect(strstr(res.body, "@localhost.localdomain\"") == NULL ||
+	    strstr(res.body, "r***@") != NULL);
 	http_free(&res);
 	expect(status_of("GET", "/api/admin/users?limit=abc", admin.access, NULL) == 400);
 	expect(status_of("GET", "/api/admin/users?role=king", admin.access, NULL) == 400);
