@@ -35,11 +35,11 @@ CORE_SRC = $(filter-out fcgi/main.c,$(sort $(wildcard fcgi/*.c handlers/*.c)))
 CORE_OBJ = $(CORE_SRC:%.c=$(B)/%.o)
 HDRS	 = $(wildcard fcgi/*.h)
 
-.PHONY: all deps run test test-unit test-integration test-sanitize bench \
+.PHONY: all deps run catalog test test-unit test-integration test-sanitize bench \
 	install uninstall clean
 .DEFAULT_GOAL := all
 
-all: $(B)/djamms $(B)/test_unit $(B)/test_integration $(B)/bare_responder
+all: $(B)/djamms $(B)/test_unit $(B)/test_integration $(B)/bare_responder $(B)/test_media
 
 $(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -51,7 +51,11 @@ $(B)/djamms: $(CORE_OBJ) $(B)/fcgi/main.o
 $(B)/test_unit: $(CORE_OBJ) $(B)/tests/unit.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/http.o
+$(B)/test_media: $(CORE_OBJ) $(B)/tests/unit_media.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/it_music.o \
+	    $(B)/tests/it_library_cli.o $(B)/tests/http.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread -lcrypto $(shell pkg-config --libs json-c)
 
 $(B)/bare_responder: $(B)/tests/bench/bare_responder.o
@@ -67,6 +71,15 @@ deps:
 
 run: deps all
 	@tools/run
+
+# Loads a metadata catalogue (CSV=path; the shared test corpus by default)
+# into the instance `make run` keeps in ./var, which must be running.
+CSV	?= ../shared/data/tracks.csv
+catalog: all
+	@if [ ! -f var/stack.env ] || [ ! -f var/pg/postmaster.pid ]; then \
+	    echo "catalog: no local instance is running in ./var; start it with make run" >&2; \
+	    exit 1; fi
+	@eval "$$(tools/stack env var)"; $(B)/djamms catalog "$(CSV)"
 
 # Every test: unit and integration, then the same under ASan/UBSan.
 test:
@@ -89,7 +102,7 @@ install: $(B)/djamms
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/djamms/sql \
 	    $(DESTDIR)$(DATADIR)/djamms/nginx/snippets $(DESTDIR)$(DATADIR)/doc/djamms \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/djamms \
-	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
+	    $(DESTDIR)$(PREFIX)/lib/tmpfiles.d
 	install -m 0755 $(B)/djamms $(DESTDIR)$(BINDIR)/djamms
 	install -m 0644 sql/*.sql $(DESTDIR)$(DATADIR)/djamms/sql/
 	install -m 0644 nginx/*.in $(DESTDIR)$(DATADIR)/djamms/nginx/
@@ -99,7 +112,6 @@ install: $(B)/djamms
 	    tools/render systemd/$$u.in BINDIR=$(BINDIR) SYSCONFDIR=$(SYSCONFDIR) \
 	        DATADIR=$(DATADIR) > $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
-	install -m 0644 systemd/djamms.sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/djamms.conf
 	install -m 0644 systemd/djamms.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/djamms.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env || \
 	    install -m 0640 systemd/djamms.env.example $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env
@@ -109,6 +121,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)/djamms $(DESTDIR)$(DATADIR)/doc/djamms
 	rm -f $(DESTDIR)$(UNITDIR)/djamms.socket $(DESTDIR)$(UNITDIR)/djamms.service \
 	    $(DESTDIR)$(UNITDIR)/djamms-migrate.service
+	rm -f $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/djamms.conf
 
 clean:
 	rm -rf build build-asan

@@ -152,6 +152,12 @@ config_load(enum config_need need)
 	cfg.redis_url = env_str("DJAMMS_REDIS_URL", "redis://127.0.0.1:6379", 0);
 	cfg.redis_timeout_ms = env_long("DJAMMS_REDIS_TIMEOUT_MS", 250, 1, 60000);
 	cfg.access_ttl_s = env_long("DJAMMS_ACCESS_TTL_S", 900, 30, 86400);
+	cfg.storage_dir = env_str("DJAMMS_STORAGE_DIR", "/var/lib/djamms", 0);
+	if (cfg.storage_dir[0] != '/') {
+		fprintf(stderr, "djamms: DJAMMS_STORAGE_DIR=\"%s\" must be an "
+		    "absolute path\n", cfg.storage_dir);
+		bad++;
+	}
 	if (need == CONFIG_ADMIN)
 		return bad ? -1 : 0;
 
@@ -168,7 +174,7 @@ config_load(enum config_need need)
 	    100, 86400000);
 	cfg.drain_timeout_ms = env_long("DJAMMS_DRAIN_TIMEOUT_MS", 10000, 0,
 	    3600000);
-	cfg.storage_dir = env_str("DJAMMS_STORAGE_DIR", "/var/lib/djamms", 0);
+
 	cfg.storage_min_free_mb = env_long("DJAMMS_STORAGE_MIN_FREE_MB", 512, 0,
 	    LONG_MAX / 2);
 	cfg.body_max = env_long("DJAMMS_BODY_MAX", 1048576, 1024, 64L << 20);
@@ -192,6 +198,32 @@ config_load(enum config_need need)
 		    "https:// or http://\n", cfg.public_url);
 		bad++;
 	}
+	cfg.media_secret = env_secret("DJAMMS_MEDIA_SECRET", &cfg.media_secret_len);
+	if (cfg.media_secret == NULL || cfg.media_secret_len < 16) {
+		fprintf(stderr, "djamms: DJAMMS_MEDIA_SECRET or DJAMMS_MEDIA_SECRET_FILE "
+		    "must hold at least 16 bytes (the secret nginx's secure_link "
+		    "checks signed media URLs with)\n");
+		bad++;
+	} else if (strpbrk(cfg.media_secret, " \t\"'$;{}\\") != NULL) {
+		fprintf(stderr, "djamms: DJAMMS_MEDIA_SECRET must not contain spaces, "
+		    "quotes, '$', ';', braces or backslashes (it goes into nginx's "
+		    "configuration)\n");
+		bad++;
+	}
+	{
+		static char	 updir[4096];
+		const char	*u = env_str("DJAMMS_UPLOAD_DIR", NULL, 0);
+
+		if (u == NULL) {
+			snprintf(updir, sizeof(updir), "%s/tmp/upload", cfg.storage_dir);
+			u = updir;
+		}
+		cfg.upload_dir = u;
+	}
+	cfg.upload_max = env_long("DJAMMS_UPLOAD_MAX", 50L * 1024 * 1024, 1024,
+	    1L << 40);
+	cfg.stream_url_ttl_s = env_long("DJAMMS_STREAM_URL_TTL_S", 3600, 10, 7 * 86400);
+	cfg.list_cache_ttl_s = env_long("DJAMMS_LIST_CACHE_TTL_S", 60, 0, 86400);
 	if (cfg.jwt_secret == NULL) {
 		fprintf(stderr, "djamms: DJAMMS_JWT_SECRET or DJAMMS_JWT_SECRET_FILE "
 		    "is not set (required: at least 32 random bytes, e.g. "
@@ -219,11 +251,6 @@ config_load(enum config_need need)
 			    cfg.redis_url);
 			bad++;
 		}
-	}
-	if (cfg.storage_dir[0] != '/') {
-		fprintf(stderr, "djamms: DJAMMS_STORAGE_DIR=\"%s\" must be an "
-		    "absolute path\n", cfg.storage_dir);
-		bad++;
 	}
 	return bad ? -1 : 0;
 }

@@ -173,6 +173,9 @@ result_err(const struct db_stmt *st, PGresult *res)
 static PGresult *
 exec_once(const struct db_stmt *st, const char *const *args)
 {
+	if (st->name == NULL)	/* built from allow-listed parts: unnamed */
+		return PQexecParams(conn, st->sql, st->nparams, NULL, args, NULL,
+		    NULL, 0);
 	if (!is_prepared(st)) {
 		PGresult	*pr = PQprepare(conn, st->name, st->sql,
 				    st->nparams, NULL);

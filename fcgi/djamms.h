@@ -59,6 +59,13 @@ struct config {
 	long		 login_max_failures;	/* DJAMMS_LOGIN_MAX_FAILURES */
 	long		 login_window_s;	/* DJAMMS_LOGIN_WINDOW_S */
 	const char	*public_url;		/* DJAMMS_PUBLIC_URL, for mailed links */
+	/* the library */
+	char		*media_secret;		/* DJAMMS_MEDIA_SECRET(_FILE), nginx's secure_link */
+	size_t		 media_secret_len;
+	const char	*upload_dir;		/* DJAMMS_UPLOAD_DIR, nginx's body temp dir */
+	long long	 upload_max;		/* DJAMMS_UPLOAD_MAX */
+	long		 stream_url_ttl_s;	/* DJAMMS_STREAM_URL_TTL_S */
+	long		 list_cache_ttl_s;	/* DJAMMS_LIST_CACHE_TTL_S */
 };
 
 enum config_need {
@@ -160,7 +167,9 @@ void		 pool_counts(int *alive, int *busy);
 /*
  * A named statement. Handlers declare these static const next to their
  * code; db_exec() prepares each one lazily on the worker's connection
- * (and again after a reconnect), keyed by the struct's address.
+ * (and again after a reconnect), keyed by the struct's address. A NULL
+ * name runs sql unprepared: for SQL assembled from allow-listed fragments
+ * (sort columns, optional filters), never from request text.
  */
 struct db_stmt {
 	const char	*name;
@@ -467,11 +476,132 @@ int		 b64url_decode(const char *in, size_t n, unsigned char *out,
 		    size_t cap, size_t *outlen);
 int		 uuid_valid(const char *s);
 
+/* ---- library.c: files into the library ------------------------------ */
+
+enum library_mode {
+	LIB_LINK,	/* hard-link (an upload's temp file; copies if it must) */
+	LIB_COPY,	/* copy into storage (import --copy) */
+	LIB_SYMLINK,	/* reference in place (import, the default) */
+};
+
+struct library_add {
+	const char	*src_path;		/* the file to add */
+	enum library_mode mode;
+	const char	*user_id;		/* owner; NULL for imports */
+	int		 check_quota;		/* charge user_id's quota */
+	const char	*source;		/* "upload" or "import" */
+	const char	*source_path;		/* import: the file's own path */
+	long long	 source_size, source_mtime;
+	const char	*original_filename;	/* for the title fallback */
+	/* the client's values; NULL or 0: from tags, else the file name */
+	const char	*title, *artist, *album, *genre;
+	int		 year, track_no;
+	int		 fault_after_file;	/* tests: abort() before the row */
+};
+
+struct library_result {
+	char		 id[37];	/* the new track, or the duplicate's */
+	char		 path[1024];	/* relative to the storage dir */
+	long long	 size;
+	int		 duplicate;
+};
+
+/*
+ * Sniff, probe, hash, check duplicates and quota, place the file, write
+ * covers and insert the row; a failure at any step leaves neither a row
+ * nor a file. E_CONFLICT with out->duplicate for a file the owner already
+ * has. r must have a pool (the CLI makes one).
+ */
+enum app_err	 library_add_file(struct req *r, const struct library_add *a,
+		    struct library_result *out);
+/* Clean up after writers that died mid-way (see library.c). */
+void		 library_recover(void);
+void		 library_remove_covers(const char *track_id);
+int		 library_sha256_file(const char *path, char hex[65], long long *size);
+
+/* ---- media.c: what an audio file is ---------------------------- */
+
+enum media_format { MF_UNKNOWN = 0, MF_MP3, MF_FLAC, MF_WAV, MF_AAC, MF_M4A, MF_OGG, MF_OPUS };
+
+struct media_info {
+	enum media_format format;
+	const char	*mime;		/* "audio/mpeg", "audio/flac", "audio/wav", "audio/aac", "audio/mp4", "audio/ogg", "audio/opus" (static) */
+	const char	*ext;		/* "mp3", "flac", "wav", "aac", "m4a", "ogg", "opus" (static) */
+	char		 title[256], artist[256], album[256], genre[100];
+	int		 year;		/* 0 if unknown */
+	int		 track_no;	/* 0 if unknown */
+	int		 duration_ms;	/* > 0 for a real file */
+	int		 bitrate_kbps, sample_rate, channels;
+	int		 has_cover;	/* an embedded picture exists */
+};
+
+/*
+ * Decide the format from the bytes (libmagic, then our own checks: ftyp
+ * brand "M4A "/"M4B ", the first Ogg packet, what follows an ID3v2 tag,
+ * two MPEG frames in a row when libmagic only says octet-stream), never
+ * from a name or a client header. MF_UNKNOWN for anything else (text,
+ * executables, images, video, Ogg FLAC/Speex...). OUT: *mime (may be
+ * NULL): the format's static MIME type; for MF_UNKNOWN libmagic's answer,
+ * valid until the next call, or NULL if the file could not be read.
+ */
+enum media_format media_sniff(const char *path, const char **mime);
+/*
+ * Tags and audio properties: TagLib's C API for MP3, FLAC, M4A and Ogg
+ * Vorbis; libavformat for WAV, Opus and ADTS AAC, which TagLib 1.13's C
+ * API cannot open by type. duration_ms is libavformat's exact figure when
+ * it agrees with TagLib's whole seconds. Strings trimmed, ill-formed
+ * UTF-8 replaced by U+FFFD, cut between characters; missing tags are "".
+ * Sets has_cover (as media_cover_extract would find one). Returns 0, or
+ * -1 (OUT: *out zeroed) when the file does not read as audio of fmt or
+ * its duration is 0.
+ */
+int		 media_probe(const char *path, enum media_format fmt,
+		    struct media_info *out);
+/*
+ * The embedded cover (the front cover if marked, else the first picture)
+ * via libavformat, with the demuxer media_sniff() picks. OUT: *data
+ * (malloc'd, caller frees), *len. 0 found, 1 none, -1 not audio or error.
+ */
+int		 media_cover_extract(const char *path, unsigned char **data,
+		    size_t *len);
+/*
+ * From JPEG/PNG/WebP/GIF bytes (at most 40 MB and 10000x10000; 4096x4096
+ * worth of pixels for progressive JPEG, interlaced PNG and GIF, which are
+ * decoded whole), write square-cropped 150, 300 and 600 px thumbnails as
+ * "150.jpg" (quality 85) and "150.webp" (quality 80)... into dir,
+ * creating it (0755; parents must exist). Everything is encoded in memory
+ * first, then each file goes through a temp file, fsync and rename.
+ * Returns 0, or -1 with nothing left from this call (a directory it
+ * created is removed).
+ */
+int		 media_covers_write(const unsigned char *data, size_t len,
+		    const char *dir);
+/*
+ * A path segment made safe: ASCII letters, digits, '.', '-', '_' kept;
+ * Latin letters transliterated (é→e, ß→ss, æ→ae, ł→l...), combining
+ * marks dropped, anything else '_'; runs of '_' collapse; no leading '.',
+ * '-' or '_', no trailing '_'; at most 64 bytes; "unknown" if nothing is
+ * left. Pure. OUT: out (cap bytes).
+ */
+void		 media_path_segment(const char *in, char *out, size_t cap);
+/*
+ * "dir/Artist - Title.mp3": title and artist guesses for when tags are
+ * missing. Strips the directory and an extension, underscores become
+ * spaces, splits at the first " - " (artist first), trims. "" when there
+ * is nothing to guess. Pure. OUT: title (tcap bytes), artist (acap bytes).
+ */
+void		 media_guess_from_filename(const char *path, char *title,
+		    size_t tcap, char *artist, size_t acap);
+const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
+/* Release libmagic and libvips; at worker exit. Safe to call twice. */
+void		 media_shutdown(void);
+
 /* ---- handlers ------------------------------------------------------- */
 
 extern const struct route_table	system_route_table;
 extern const struct route_table	auth_route_table;
 extern const struct route_table	admin_route_table;
+extern const struct route_table	music_route_table;
 
 /* ---- migrate.c ------------------------------------------------------ */
 
@@ -481,5 +611,15 @@ int		 migrate_run(int status_only);
 
 /* djamms admin create|reset|ensure ...; returns the exit status. */
 int		 admin_cli(int argc, char **argv);
+
+/* ---- import_cli.c --------------------------------------------------- */
+
+/*
+ * djamms import DIR [--copy] [--user USERNAME] [--dry-run] and
+ * djamms catalog FILE.csv [--user USERNAME], after config_load(CONFIG_ADMIN)
+ * (they read DJAMMS_STORAGE_DIR themselves). Return the exit status.
+ */
+int		 import_cli(int argc, char **argv);
+int		 catalog_cli(int argc, char **argv);
 
 #endif

@@ -12,10 +12,12 @@
 	X(E_UNAUTHORIZED,	401, "unauthorized")			\
 	X(E_FORBIDDEN,		403, "forbidden")			\
 	X(E_NOT_FOUND,		404, "not_found")			\
+	X(E_NO_AUDIO,		404, "no_audio")			\
 	X(E_METHOD,		405, "method_not_allowed")		\
 	X(E_CONFLICT,		409, "conflict")			\
 	X(E_GONE,		410, "gone")				\
 	X(E_TOO_LARGE,		413, "payload_too_large")		\
+	X(E_QUOTA,		413, "quota_exceeded")			\
 	X(E_UNSUPPORTED,	415, "unsupported_media_type")		\
 	X(E_INVALID,		422, "validation_failed")		\
 	X(E_RATE_LIMITED,	429, "rate_limited")			\

@@ -1,6 +1,7 @@
 /*
  * fcgi/main.c: the djamms command. One binary: `serve` runs the pool,
- * `migrate` applies sql/, `check-config` validates the environment.
+ * `migrate` applies sql/, `admin`, `import` and `catalog` are operator
+ * commands, `check-config` validates the environment.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,13 @@ usage(void)
 	    "                               or is generated and printed once\n"
 	    "       djamms admin ensure     create the first admin if there is none\n"
 	    "                               (DJAMMS_ADMIN_USER, DJAMMS_ADMIN_PASSWORD)\n"
+	    "       djamms import DIR [--copy] [--user USERNAME] [--dry-run]\n"
+	    "                               add a directory tree of audio files to the\n"
+	    "                               library, in place (symlinks) or copied;\n"
+	    "                               run it again to pick up changes\n"
+	    "       djamms catalog FILE.csv [--user USERNAME]\n"
+	    "                               load a metadata-only catalogue (tracks\n"
+	    "                               without audio); loading it again adds nothing\n"
 	    "       djamms check-config     validate the DJAMMS_* environment\n"
 	    "       djamms version\n");
 	return 2;
@@ -45,6 +53,12 @@ main(int argc, char **argv)
 		if (config_load(CONFIG_ADMIN) != 0)
 			return 78;
 		return admin_cli(argc - 2, argv + 2);
+	}
+	if (strcmp(argv[1], "import") == 0 || strcmp(argv[1], "catalog") == 0) {
+		if (config_load(CONFIG_ADMIN) != 0)
+			return 78;
+		return argv[1][0] == 'i' ? import_cli(argc - 2, argv + 2) :
+		    catalog_cli(argc - 2, argv + 2);
 	}
 	if (strcmp(argv[1], "check-config") == 0) {
 		if (config_load(CONFIG_SERVE) != 0 || auth_init() != 0)

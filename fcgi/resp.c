@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <fcgiapp.h>
 #include <json-c/json.h>
@@ -40,6 +41,8 @@ app_err_default_message(enum app_err e)
 	case E_UNAUTHORIZED:	return "authentication is required";
 	case E_FORBIDDEN:	return "you do not have permission for this";
 	case E_NOT_FOUND:	return "no such resource";
+	case E_NO_AUDIO:	return "this track has no audio file yet";
+	case E_QUOTA:		return "this would exceed your storage quota";
 	case E_METHOD:		return "this resource does not take that method";
 	case E_CONFLICT:	return "the request conflicts with the current state";
 	case E_GONE:		return "the resource is gone";
@@ -129,6 +132,17 @@ resp_error(struct req *r, enum app_err err)
 	resp_json(r, app_err_status(err), wrap);
 }
 
+static int
+header_set(struct req *r, const char *name)
+{
+	struct hdr	*h;
+
+	for (h = r->headers; h != NULL; h = h->next)
+		if (strcasecmp(h->name, name) == 0)
+			return 1;
+	return 0;
+}
+
 void
 resp_send(struct req *r)
 {
@@ -148,8 +162,9 @@ resp_send(struct req *r)
 	if (r->request_id != NULL)
 		len += (size_t)snprintf(head + len, sizeof(head) - len,
 		    "X-Request-Id: %s\r\n", r->request_id);
-	len += (size_t)snprintf(head + len, sizeof(head) - len,
-	    "Cache-Control: no-store\r\n");
+	if (!header_set(r, "Cache-Control"))
+		len += (size_t)snprintf(head + len, sizeof(head) - len,
+		    "Cache-Control: no-store\r\n");
 	if (r->status != 204 && r->status != 304)
 		len += (size_t)snprintf(head + len, sizeof(head) - len,
 		    "Content-Length: %zu\r\n", r->method == M_HEAD ? 0 : r->body_len);

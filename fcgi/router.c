@@ -15,6 +15,7 @@ static const struct route_table *const all_tables[] = {
 	&system_route_table,
 	&auth_route_table,
 	&admin_route_table,
+	&music_route_table,
 };
 
 const struct route_table *

@@ -99,6 +99,8 @@ worker_run(int slot, int listen_fd)
 	/* Connections are made here, after fork, never inherited. */
 	db_connect();
 	rds_connect();
+	/* Finish what a worker that died mid-upload left behind. */
+	library_recover();
 
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_error("epoll_create1 failed", "\"errno\":%d", errno);
@@ -164,6 +166,7 @@ worker_run(int slot, int listen_fd)
 	FCGX_Free(&fr, 1);
 	pool_free(pool);
 	auth_cache_free();
+	media_shutdown();
 	db_disconnect();
 	rds_disconnect();
 	exit(0);

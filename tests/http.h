@@ -43,6 +43,12 @@ struct it_test {
 extern const struct it_test	 auth_tests[];
 extern const size_t		 auth_ntests;
 void		 auth_tests_init(const char *stack_dir, const char *top);
+extern const struct it_test	 library_cli_tests[];
+extern const size_t		 library_cli_ntests;
+void		 library_cli_tests_init(const char *stack_dir, const char *top);
+extern const struct it_test	 music_tests[];
+extern const size_t		 music_ntests;
+void		 music_tests_init(const char *stack_dir, const char *top);
 
 extern int	 t_failed_now;
 void		 t_fail(const char *file, int line, const char *fmt, ...)

@@ -368,7 +368,8 @@ test_check_config_accepts_a_minimal_environment(void)
 {
 	/* Only the database is required; everything else has a default. */
 	const char	*out = sh_out("env -i DJAMMS_DATABASE_URL=x "
-			    "DJAMMS_JWT_SECRET=0123456789abcdef0123456789abcdef %s check-config "
+			    "DJAMMS_JWT_SECRET=0123456789abcdef0123456789abcdef "
+			    "DJAMMS_MEDIA_SECRET=0123456789abcdef %s check-config "
 			    ">/dev/null 2>&1; echo $?", getenv("DJAMMS_BIN"));
 
 	expect(strcmp(out, "0") == 0);
@@ -869,8 +870,12 @@ main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	auth_tests_init(stack_dir, top);
+	music_tests_init(stack_dir, top);
+	library_cli_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
+	run(music_tests, music_ntests, argc, argv);
+	run(library_cli_tests, library_cli_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();
 	return failed ? 1 : 0;

@@ -1,0 +1,1047 @@
+/*
+ * handlers/music.c: the library, /api/music/... Listing with keyset
+ * cursors (or pages), filters and allow-listed sorts, cached in Redis
+ * under a version that every library write bumps; one track's details,
+ * edits and deletion; uploads (nginx hands over a file on disk); streams
+ * and covers by X-Accel-Redirect, signed URLs nginx checks itself; plays;
+ * genres, artists and albums.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+
+#include "../fcgi/djamms.h"
+
+#define TRACK_COLS \
+	"t.id, t.title, t.artist, t.album, t.genre, t.year, t.track_number," \
+	" t.duration, t.duration_ms, t.bitrate, t.sample_rate, t.channels," \
+	" t.mime_type, t.file_size, t.file_path IS NOT NULL, t.has_cover," \
+	" t.popularity, t.play_count, t.uploaded_by, t.source," \
+	" to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+	" t.file_path, t.is_active"
+enum { T_ID, T_TITLE, T_ARTIST, T_ALBUM, T_GENRE, T_YEAR, T_TRACKNO, T_DURATION,
+	T_DURATION_MS, T_BITRATE, T_RATE, T_CHANNELS, T_MIME, T_SIZE, T_HAS_AUDIO,
+	T_HAS_COVER, T_POPULARITY, T_PLAYS, T_UPLOADER, T_SOURCE, T_CREATED,
+	T_PATH, T_ACTIVE, T__N };
+
+static const struct db_stmt st_track = {
+	"music_track",
+	"SELECT " TRACK_COLS " FROM tracks t WHERE t.id = $1 AND t.is_active",
+	1
+};
+
+/* One statement: the row goes and an uploader gets the storage back. */
+static const struct db_stmt st_track_delete = {
+	"music_track_delete",
+	"WITH gone AS (DELETE FROM tracks WHERE id = $1"
+	"  RETURNING file_path, coalesce(file_size, 0) AS size, uploaded_by, source),"
+	" credit AS (UPDATE users u"
+	"  SET storage_used_bytes = greatest(u.storage_used_bytes - g.size, 0)"
+	"  FROM gone g WHERE u.id = g.uploaded_by AND g.source = 'upload')"
+	" SELECT file_path FROM gone",
+	1
+};
+
+static const struct db_stmt st_play = {
+	"music_play",
+	"WITH t AS (SELECT id, duration FROM tracks WHERE id = $1 AND is_active),"
+	" h AS (INSERT INTO playback_history (user_id, track_id, duration_played,"
+	"   source, counted)"
+	"   SELECT $2, t.id, $3::int, $4, $3::int >= 30 AND"
+	"     ($3::int * 2 >= t.duration OR $3::int >= 240) FROM t"
+	"   RETURNING counted)"
+	" UPDATE tracks SET play_count = play_count + 1"
+	" FROM h WHERE tracks.id = $1 AND h.counted"
+	" RETURNING tracks.play_count",
+	4
+};
+
+static const struct db_stmt st_play_exists = {
+	"music_play_exists",
+	"SELECT play_count FROM tracks WHERE id = $1 AND is_active",
+	1
+};
+
+/* ---- JSON ------------------------------------------------------------- */
+
+static struct json_object *
+col_str(PGresult *res, int row, int c)
+{
+	return PQgetisnull(res, row, c) ? NULL :
+	    json_object_new_string(PQgetvalue(res, row, c));
+}
+
+static struct json_object *
+col_int(PGresult *res, int row, int c)
+{
+	return PQgetisnull(res, row, c) ? NULL :
+	    json_object_new_int64(atoll(PQgetvalue(res, row, c)));
+}
+
+static struct json_object *
+track_json(PGresult *res, int row)
+{
+	struct json_object	*o = json_object_new_object();
+	const char		*id = PQgetvalue(res, row, T_ID);
+	int			 audio = strcmp(PQgetvalue(res, row, T_HAS_AUDIO), "t") == 0;
+	int			 cover = strcmp(PQgetvalue(res, row, T_HAS_COVER), "t") == 0;
+	char			 url[128];
+
+	json_object_object_add(o, "id", col_str(res, row, T_ID));
+	json_object_object_add(o, "title", col_str(res, row, T_TITLE));
+	json_object_object_add(o, "artist", col_str(res, row, T_ARTIST));
+	json_object_object_add(o, "album", col_str(res, row, T_ALBUM));
+	json_object_object_add(o, "genre", col_str(res, row, T_GENRE));
+	json_object_object_add(o, "year", col_int(res, row, T_YEAR));
+	json_object_object_add(o, "track_number", col_int(res, row, T_TRACKNO));
+	json_object_object_add(o, "duration", col_int(res, row, T_DURATION));
+	json_object_object_add(o, "duration_ms", col_int(res, row, T_DURATION_MS));
+	json_object_object_add(o, "bitrate", col_int(res, row, T_BITRATE));
+	json_object_object_add(o, "sample_rate", col_int(res, row, T_RATE));
+	json_object_object_add(o, "channels", col_int(res, row, T_CHANNELS));
+	json_object_object_add(o, "mime_type", col_str(res, row, T_MIME));
+	json_object_object_add(o, "file_size", col_int(res, row, T_SIZE));
+	json_object_object_add(o, "has_audio", json_object_new_boolean(audio));
+	json_object_object_add(o, "has_cover", json_object_new_boolean(cover));
+	json_object_object_add(o, "popularity", col_int(res, row, T_POPULARITY));
+	json_object_object_add(o, "play_count", col_int(res, row, T_PLAYS));
+	json_object_object_add(o, "uploaded_by", col_str(res, row, T_UPLOADER));
+	json_object_object_add(o, "source", col_str(res, row, T_SOURCE));
+	json_object_object_add(o, "created_at", col_str(res, row, T_CREATED));
+	snprintf(url, sizeof(url), "/api/music/tracks/%s/stream", id);
+	json_object_object_add(o, "stream_url", audio ? json_object_new_string(url) : NULL);
+	snprintf(url, sizeof(url), "/api/music/tracks/%s/cover", id);
+	json_object_object_add(o, "cover_url", cover ? json_object_new_string(url) : NULL);
+	return o;
+}
+
+/* ---- the list cache ----------------------------------------------------- */
+
+/*
+ * Cache-aside under a version: every library write bumps lib:ver, so a
+ * page cached before the write is never read again. The version and the
+ * page come back in one round trip (a two-line Lua script).
+ */
+static const char list_cache_lua[] =
+	"local v = redis.call('GET', KEYS[1]) or '0' "
+	"return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
+
+static void
+cache_key(const char *canon, char out[65])
+{
+	unsigned char	 md[32];
+	unsigned int	 n;
+	int		 i;
+
+	EVP_Digest(canon, strlen(canon), md, &n, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The cached body, or NULL. OUT: version (for cache_put). */
+static const char *
+cache_get(struct req *r, const char *key, char version[24])
+{
+	struct redisReply	*rep;
+
+	version[0] = '\0';
+	if (cfg.list_cache_ttl_s == 0)
+		return NULL;
+	rep = rds_command(r, "EVAL %s 1 lib:ver lib: %s", list_cache_lua, key);
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return NULL;
+	snprintf(version, 24, "%s", rep->element[0]->str);
+	return rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : NULL;
+}
+
+static void
+cache_put(struct req *r, const char *key, const char *version)
+{
+	if (version[0] == '\0' || r->status != 200)
+		return;
+	rds_command(r, "SET lib:%s:%s %b EX %ld", version, key, r->body, r->body_len,
+	    cfg.list_cache_ttl_s);
+}
+
+static void
+answer_cached(struct req *r, const char *body)
+{
+	r->status = 200;
+	r->content_type = "application/json";
+	r->body = body;
+	r->body_len = strlen(body);
+	resp_header(r, "X-Cache", "hit");
+}
+
+/* After any write to the library. */
+static void
+library_changed(struct req *r)
+{
+	rds_command(r, "INCR lib:ver");
+}
+
+/* ---- GET /api/music/tracks -------------------------------------------- */
+
+/* The sorts the API offers: the key is SQL we wrote, never request text. */
+static const struct sort_spec {
+	const char	*name;
+	const char	*expr;		/* the indexed key expression */
+	const char	*cast;		/* for the cursor value parameter */
+} sorts[] = {
+	{ "title",	"t.title",			"text" },
+	{ "artist",	"t.artist",			"text" },
+	{ "album",	"coalesce(t.album, '')",	"text" },
+	{ "year",	"coalesce(t.year, 0)",		"int" },
+	{ "popularity",	"t.popularity",			"int" },
+	{ "play_count",	"t.play_count",			"bigint" },
+	{ "created_at",	"t.created_at",			"timestamptz" },
+	{ "duration",	"t.duration",			"int" },
+};
+
+/* A cursor: base64url of "<sort value>\x1f<id>". */
+static int
+cursor_decode(struct req *r, const char *cur, char **val, char **id)
+{
+	unsigned char	 raw[512];
+	size_t		 n;
+	char		*s, *sep;
+
+	if (b64url_decode(cur, strlen(cur), raw, sizeof(raw) - 1, &n) != 0)
+		return -1;
+	raw[n] = '\0';
+	s = pool_strndup(r->pool, (char *)raw, n);
+	if ((sep = strchr(s, '\x1f')) == NULL || strlen(s) != n)
+		return -1;
+	*sep = '\0';
+	*val = s;
+	*id = sep + 1;
+	return uuid_valid(*id) ? 0 : -1;
+}
+
+static char *
+cursor_encode(struct req *r, const char *val, const char *id)
+{
+	char	*raw = pool_printf(r->pool, "%s\x1f%s", val, id);
+	char	*out = pool_alloc(r->pool, (strlen(raw) + 2) / 3 * 4 + 1);
+
+	b64url_encode((unsigned char *)raw, strlen(raw), out);
+	return out;
+}
+
+struct list_query {
+	char		 sql[2048];
+	const char	*args[16];
+	int		 n;
+};
+
+static void
+arg_add(struct list_query *q, const char *fmt_sql, const char *val)
+{
+	char	 frag[256];
+
+	q->args[q->n] = val;
+	q->n++;
+	snprintf(frag, sizeof(frag), fmt_sql, q->n);
+	strncat(q->sql, frag, sizeof(q->sql) - strlen(q->sql) - 1);
+}
+
+static enum app_err
+parse_int_arg(struct req *r, const char *name, long min, long max, const char **out)
+{
+	const char	*v = req_query(r, name);
+	long		 n;
+
+	*out = NULL;
+	if (v == NULL || *v == '\0')
+		return E_OK;
+	if (config_parse_long(v, min, max, &n) != 0)
+		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+		    "%s must be a whole number from %ld to %ld", name, min, max), NULL);
+	*out = v;
+	return E_OK;
+}
+
+static enum app_err
+music_tracks_list(struct req *r)
+{
+	static const char *const known[] = { "cursor", "page", "limit", "sort",
+	    "order", "genre", "artist", "album", "year_from", "year_to",
+	    "duration_min", "duration_max", "mine", "total", NULL };
+	const struct sort_spec	*sort = &sorts[6];	/* created_at */
+	const char		*sortname = req_query(r, "sort");
+	const char		*order = req_query(r, "order");
+	const char		*cur = req_query(r, "cursor");
+	const char		*genre = req_query(r, "genre"), *artist = req_query(r, "artist");
+	const char		*album = req_query(r, "album"), *mine = req_query(r, "mine");
+	const char		*yfrom, *yto, *dmin, *dmax, *cached, *v;
+	int			 want_total = 0;
+	char			*cval = NULL, *cid = NULL, key[65], ver[24], lim[24], off[24];
+	int			 desc = 1, i, nrows, more;
+	long			 page, limit;
+	struct list_query	 q;
+	struct db_stmt		 st = { NULL, NULL, 0 };
+	PGresult		*res;
+	struct json_object	*o, *a;
+	enum app_err		 err;
+	char			*canon;
+
+	for (i = 0; i < r->nquery; i++) {
+		const char *const	*k;
+
+		for (k = known; *k != NULL && strcmp(*k, r->query[i].key) != 0; k++)
+			;
+		if (*k == NULL)
+			return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+			    "unknown query parameter %s", r->query[i].key), NULL);
+	}
+	if ((err = query_page(r, 20, 100, &page, &limit)) != E_OK ||
+	    (err = parse_int_arg(r, "year_from", 0, 9999, &yfrom)) != E_OK ||
+	    (err = parse_int_arg(r, "year_to", 0, 9999, &yto)) != E_OK ||
+	    (err = parse_int_arg(r, "duration_min", 0, 1000000, &dmin)) != E_OK ||
+	    (err = parse_int_arg(r, "duration_max", 0, 1000000, &dmax)) != E_OK)
+		return err;
+	if (sortname != NULL) {
+		for (i = 0; i < (int)(sizeof(sorts) / sizeof(sorts[0])); i++)
+			if (strcmp(sortname, sorts[i].name) == 0)
+				break;
+		if (i == (int)(sizeof(sorts) / sizeof(sorts[0])))
+			return req_fail(r, E_BAD_REQUEST, "sort must be one of title, "
+			    "artist, album, year, popularity, play_count, created_at, "
+			    "duration", NULL);
+		sort = &sorts[i];
+		/* Rankings and recency read best first; names A to Z. */
+		desc = strcmp(sort->name, "popularity") == 0 ||
+		    strcmp(sort->name, "play_count") == 0 ||
+		    strcmp(sort->name, "created_at") == 0;
+	}
+	if (order != NULL) {
+		if (strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
+			return req_fail(r, E_BAD_REQUEST, "order must be asc or desc", NULL);
+		desc = strcmp(order, "desc") == 0;
+	}
+	if (cur != NULL && cursor_decode(r, cur, &cval, &cid) != 0)
+		return req_fail(r, E_BAD_REQUEST, "cursor is not one this API made", NULL);
+	if (mine != NULL && strcmp(mine, "1") != 0 && strcmp(mine, "true") != 0)
+		return req_fail(r, E_BAD_REQUEST, "mine must be 1 or true", NULL);
+	if ((v = req_query(r, "total")) != NULL) {
+		if (strcmp(v, "1") != 0 && strcmp(v, "true") != 0 && strcmp(v, "0") != 0)
+			return req_fail(r, E_BAD_REQUEST, "total must be 1 or 0", NULL);
+		want_total = strcmp(v, "0") != 0;
+	}
+	if (want_total && cur != NULL)
+		return req_fail(r, E_BAD_REQUEST, "total is counted on the first "
+		    "request of a walk, not with a cursor", NULL);
+	for (i = 0; i < 3; i++) {
+		const char	*f = i == 0 ? genre : i == 1 ? artist : album;
+
+		if (f != NULL && strlen(f) > 255)
+			return req_fail(r, E_BAD_REQUEST, "filters are at most 255 bytes",
+			    NULL);
+	}
+
+	/* The cache key is the validated request, not its spelling. */
+	canon = pool_printf(r->pool, "tracks|%s|%d|%d|%ld|%ld|%s|%s|%s|%s|%s|%s|%s|%s|%s",
+	    sort->name, desc, want_total, page, limit, cur ? cur : "", genre ? genre : "",
+	    artist ? artist : "", album ? album : "", yfrom ? yfrom : "",
+	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
+	    mine ? r->user_id : "");
+	cache_key(canon, key);
+	if ((cached = cache_get(r, key, ver)) != NULL) {
+		answer_cached(r, cached);
+		return E_OK;
+	}
+
+	memset(&q, 0, sizeof(q));
+	/*
+	 * $1: whether to count the whole filtered set too. Counting reads
+	 * every matching row, so it is asked for (total=1), not assumed; a
+	 * cached page keeps its count.
+	 */
+	snprintf(q.sql, sizeof(q.sql), "SELECT " TRACK_COLS ", %s::text,"
+	    " CASE WHEN $1::bool THEN count(*) OVER () END FROM tracks t"
+	    " WHERE t.is_active", sort->expr);
+	q.args[q.n++] = want_total ? "t" : "f";
+	if (genre != NULL)
+		arg_add(&q, " AND t.genre = $%d", genre);
+	if (artist != NULL)
+		arg_add(&q, " AND t.artist = $%d", artist);
+	if (album != NULL)
+		arg_add(&q, " AND t.album = $%d", album);
+	if (yfrom != NULL)
+		arg_add(&q, " AND t.year >= $%d::int", yfrom);
+	if (yto != NULL)
+		arg_add(&q, " AND t.year <= $%d::int", yto);
+	if (dmin != NULL)
+		arg_add(&q, " AND t.duration >= $%d::int", dmin);
+	if (dmax != NULL)
+		arg_add(&q, " AND t.duration <= $%d::int", dmax);
+	if (mine != NULL)
+		arg_add(&q, " AND t.uploaded_by = $%d", r->user_id);
+	if (cval != NULL) {
+		char	 frag[256];
+
+		q.args[q.n++] = cval;
+		q.args[q.n++] = cid;
+		snprintf(frag, sizeof(frag), " AND (%s, t.id) %s ($%d::%s, $%d::uuid)",
+		    sort->expr, desc ? "<" : ">", q.n - 1, sort->cast, q.n);
+		strncat(q.sql, frag, sizeof(q.sql) - strlen(q.sql) - 1);
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit + 1);	/* one more: is there a next? */
+	snprintf(off, sizeof(off), "%ld", cur != NULL ? 0 : (page - 1) * limit);
+	{
+		char	 frag[256];
+
+		q.args[q.n++] = lim;
+		q.args[q.n++] = off;
+		snprintf(frag, sizeof(frag), " ORDER BY %s %s, t.id %s LIMIT $%d::int"
+		    " OFFSET $%d::int", sort->expr, desc ? "DESC" : "ASC",
+		    desc ? "DESC" : "ASC", q.n - 1, q.n);
+		strncat(q.sql, frag, sizeof(q.sql) - strlen(q.sql) - 1);
+	}
+	st.sql = q.sql;
+	st.nparams = q.n;
+	if ((err = db_exec(r, &res, &st, q.args)) != E_OK)
+		return err;
+
+	nrows = PQntuples(res);
+	more = nrows > limit;
+	if (more)
+		nrows = (int)limit;
+	a = json_object_new_array();
+	for (i = 0; i < nrows; i++)
+		json_object_array_add(a, track_json(res, i));
+	o = json_object_new_object();
+	json_object_object_add(o, "tracks", a);
+	json_object_object_add(o, "limit", json_object_new_int64(limit));
+	json_object_object_add(o, "sort", json_object_new_string(sort->name));
+	json_object_object_add(o, "order", json_object_new_string(desc ? "desc" : "asc"));
+	if (cur == NULL)
+		json_object_object_add(o, "page", json_object_new_int64(page));
+	if (want_total)
+		json_object_object_add(o, "total", json_object_new_int64(
+		    PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, T__N + 1)) : 0));
+	json_object_object_add(o, "next_cursor", more ? json_object_new_string(
+	    cursor_encode(r, PQgetvalue(res, nrows - 1, T__N),
+	    PQgetvalue(res, nrows - 1, T_ID))) : NULL);
+	err = resp_json(r, 200, o);
+	cache_put(r, key, ver);
+	return err;
+}
+
+/* ---- one track ---------------------------------------------------------- */
+
+static enum app_err
+load_track(struct req *r, PGresult **res)
+{
+	const char	*id = req_param(r, "id");
+	enum app_err	 err;
+
+	if (!uuid_valid(id))
+		return E_NOT_FOUND;
+	if ((err = db_exec(r, res, &st_track, (const char *const[]){ id })) != E_OK)
+		return err;
+	return PQntuples(*res) == 1 ? E_OK : E_NOT_FOUND;
+}
+
+/* The uploader, a moderator or an admin may change or delete a track. */
+static enum app_err
+may_change(struct req *r, PGresult *res)
+{
+	if (r->role != NULL && (strcmp(r->role, "moderator") == 0 ||
+	    strcmp(r->role, "admin") == 0))
+		return E_OK;
+	if (!PQgetisnull(res, 0, T_UPLOADER) && r->user_id != NULL &&
+	    strcmp(PQgetvalue(res, 0, T_UPLOADER), r->user_id) == 0)
+		return E_OK;
+	return req_fail(r, E_FORBIDDEN,
+	    "only the uploader, a moderator or an admin may change this track", NULL);
+}
+
+static enum app_err
+music_track_get(struct req *r)
+{
+	PGresult	*res;
+	enum app_err	 err;
+
+	if ((err = load_track(r, &res)) != E_OK)
+		return err;
+	return resp_json(r, 200, track_json(res, 0));
+}
+
+/* PUT /api/music/tracks/:id: metadata fields only, from an allow-list. */
+static enum app_err
+music_track_put(struct req *r)
+{
+	static const char *const allowed[] = { "title", "artist", "album", "genre",
+	    "year", "track_number", NULL };
+	static const char *const forbidden[] = { "id", "file_path", "file_size",
+	    "mime_type", "uploaded_by", "play_count", "popularity", "duration",
+	    "content_sha256", "created_at", "source", "has_cover", NULL };
+	static const struct db_stmt st_update = {
+		"music_track_update",
+		"UPDATE tracks SET"
+		" title = CASE WHEN $2::bool THEN $3 ELSE title END,"
+		" artist = CASE WHEN $4::bool THEN $5 ELSE artist END,"
+		" album = CASE WHEN $6::bool THEN $7 ELSE album END,"
+		" genre = CASE WHEN $8::bool THEN $9 ELSE genre END,"
+		" year = CASE WHEN $10::bool THEN $11::int ELSE year END,"
+		" track_number = CASE WHEN $12::bool THEN $13::int ELSE track_number END"
+		" WHERE id = $1 AND is_active",
+		13
+	};
+	struct json_object	*body, *v;
+	PGresult		*res;
+	enum app_err		 err;
+	const char		*args[13], *s;
+	char			 nums[2][16];
+	int			 i;
+
+	if ((err = load_track(r, &res)) != E_OK || (err = may_change(r, res)) != E_OK)
+		return err;
+	if ((err = req_json_body(r, &body)) != E_OK ||
+	    (err = body_only(r, body, allowed, forbidden)) != E_OK)
+		return err;
+	args[0] = req_param(r, "id");
+	for (i = 0; i < 4; i++) {
+		static const size_t	 max[4] = { 255, 255, 255, 100 };
+		int			 present = json_object_object_get_ex(body,
+					    allowed[i], &v);
+
+		args[1 + 2 * i] = present ? "t" : "f";
+		args[2 + 2 * i] = NULL;
+		if (!present || v == NULL) {
+			if (present && i < 2)
+				return body_fail(r, allowed[i], "cannot be null");
+			continue;
+		}
+		if ((err = body_string(r, body, allowed[i], 1, i == 0 ? 1 : 0, max[i],
+		    &s, NULL)) != E_OK)
+			return err;
+		args[2 + 2 * i] = s;
+	}
+	for (i = 0; i < 2; i++) {
+		const char	*name = i == 0 ? "year" : "track_number";
+		int		 present = json_object_object_get_ex(body, name, &v);
+
+		args[9 + 2 * i] = present ? "t" : "f";
+		args[10 + 2 * i] = NULL;
+		if (!present || v == NULL)
+			continue;
+		if (!json_object_is_type(v, json_type_int) ||
+		    (i == 0 && (json_object_get_int64(v) < 1000 ||
+		    json_object_get_int64(v) > 9999)) ||
+		    (i == 1 && (json_object_get_int64(v) < 0 ||
+		    json_object_get_int64(v) > 9999)))
+			return body_fail(r, name, i == 0 ? "must be 1000 to 9999" :
+			    "must be 0 to 9999");
+		snprintf(nums[i], sizeof(nums[i]), "%lld",
+		    (long long)json_object_get_int64(v));
+		args[10 + 2 * i] = nums[i];
+	}
+	if ((err = db_exec(r, &res, &st_update, args)) != E_OK)
+		return err;
+	library_changed(r);
+	if ((err = load_track(r, &res)) != E_OK)
+		return err;
+	return resp_json(r, 200, track_json(res, 0));
+}
+
+/*
+ * DELETE /api/music/tracks/:id: the row first (with the owner's storage
+ * credited back), the file and covers after it commits, never before, so
+ * a failure cannot leave a row pointing at nothing.
+ */
+static enum app_err
+music_track_delete(struct req *r)
+{
+	PGresult	*res;
+	enum app_err	 err;
+	const char	*id = req_param(r, "id");
+	char		*path = NULL;
+
+	if ((err = load_track(r, &res)) != E_OK || (err = may_change(r, res)) != E_OK)
+		return err;
+	if ((err = db_exec(r, &res, &st_track_delete,
+	    (const char *const[]){ id })) != E_OK)
+		return err;
+	if (PQntuples(res) == 0)
+		return E_NOT_FOUND;	/* deleted meanwhile */
+	if (!PQgetisnull(res, 0, 0))
+		path = pool_strdup(r->pool, PQgetvalue(res, 0, 0));
+	library_changed(r);
+	if (path != NULL && strncmp(path, "audio/", 6) == 0 && strstr(path, "..") == NULL)
+		unlink(pool_printf(r->pool, "%s/%s", cfg.storage_dir, path));
+	library_remove_covers(id);
+	r->status = 204;
+	return E_OK;
+}
+
+/* ---- upload ------------------------------------------------------------- */
+
+/*
+ * POST /api/music/tracks: the body is the audio file itself. nginx has
+ * written it to disk (REQUEST_BODY_FILE); metadata the client wants to
+ * set rides in the query string (title, artist, album, genre, year,
+ * track_number, filename).
+ */
+static enum app_err
+music_track_upload(struct req *r)
+{
+	static const char *const known[] = { "title", "artist", "album", "genre",
+	    "year", "track_number", "filename", NULL };
+	const char		*file = req_env(r, "REQUEST_BODY_FILE");
+	struct library_add	 a;
+	struct library_result	 out;
+	PGresult		*res;
+	enum app_err		 err;
+	const char		*v;
+	size_t			 dirlen = strlen(cfg.upload_dir);
+	long			 n;
+	int			 i;
+
+	for (i = 0; i < r->nquery; i++) {
+		const char *const	*k;
+
+		for (k = known; *k != NULL && strcmp(*k, r->query[i].key) != 0; k++)
+			;
+		if (*k == NULL)
+			return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+			    "unknown query parameter %s", r->query[i].key), NULL);
+	}
+	/* Only nginx sets this, but a path is checked before it is opened. */
+	if (file == NULL || *file == '\0')
+		return req_fail(r, E_BAD_REQUEST, "send the audio file as the request "
+		    "body", NULL);
+	if (strncmp(file, cfg.upload_dir, dirlen) != 0 || file[dirlen] != '/' ||
+	    strstr(file, "/..") != NULL)
+		return req_fail(r, E_BAD_REQUEST, "the upload did not come through nginx",
+		    NULL);
+	memset(&a, 0, sizeof(a));
+	a.src_path = file;
+	a.mode = LIB_LINK;
+	a.user_id = r->user_id;
+	a.check_quota = 1;
+	a.source = "upload";
+	a.title = req_query(r, "title");
+	a.artist = req_query(r, "artist");
+	a.album = req_query(r, "album");
+	a.genre = req_query(r, "genre");
+	a.original_filename = req_query(r, "filename");
+	if ((a.title && (strlen(a.title) < 1 || strlen(a.title) > 255)) ||
+	    (a.artist && strlen(a.artist) > 255) || (a.album && strlen(a.album) > 255) ||
+	    (a.genre && strlen(a.genre) > 100) ||
+	    (a.original_filename && strlen(a.original_filename) > 255))
+		return req_fail(r, E_INVALID, "title, artist and album are at most 255 "
+		    "bytes, genre 100", NULL);
+	if ((v = req_query(r, "year")) != NULL) {
+		if (config_parse_long(v, 1000, 9999, &n) != 0)
+			return req_fail(r, E_INVALID, "year must be 1000 to 9999", NULL);
+		a.year = (int)n;
+	}
+	if ((v = req_query(r, "track_number")) != NULL) {
+		if (config_parse_long(v, 0, 9999, &n) != 0)
+			return req_fail(r, E_INVALID, "track_number must be 0 to 9999", NULL);
+		a.track_no = (int)n;
+	}
+	a.fault_after_file = cfg.test_routes && req_header(r, "X-Test-Fault") != NULL &&
+	    strcmp(req_header(r, "X-Test-Fault"), "after-file") == 0;
+	{
+		const char	*cl = req_env(r, "CONTENT_LENGTH");
+
+		if (cl != NULL && config_parse_long(cl, 0, 0x7fffffffffffL, &n) == 0 &&
+		    n > cfg.upload_max)
+			return req_fail(r, E_TOO_LARGE, "the file is over the upload limit",
+			    NULL);
+	}
+	err = library_add_file(r, &a, &out);
+	if (err == E_CONFLICT && out.duplicate) {
+		/* The same bytes again: 409 with the track the user already has. */
+		struct json_object	*d = json_object_new_object();
+
+		if (db_exec(r, &res, &st_track, (const char *const[]){ out.id }) == E_OK &&
+		    PQntuples(res) == 1)
+			json_object_object_add(d, "track", track_json(res, 0));
+		return req_fail(r, E_CONFLICT, "you uploaded this file already", d);
+	}
+	if (err != E_OK)
+		return err;
+	library_changed(r);
+	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id })) != E_OK)
+		return err;
+	resp_header(r, "Location", pool_printf(r->pool, "/api/music/tracks/%s", out.id));
+	return resp_json(r, 201, track_json(res, 0));
+}
+
+/* ---- streams, signed URLs, covers ---------------------------------------- */
+
+/* path: from the database, inside storage/audio; encoded for nginx. */
+static char *
+accel_path(struct req *r, const char *prefix, const char *path)
+{
+	size_t		 n = strlen(path), i, o = 0;
+	char		*out = pool_alloc(r->pool, strlen(prefix) + 3 * n + 1);
+	static const char hex[] = "0123456789ABCDEF";
+
+	o = (size_t)sprintf(out, "%s", prefix);
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)path[i];
+
+		if (isalnum(c) || c == '/' || c == '.' || c == '-' || c == '_')
+			out[o++] = (char)c;
+		else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* RFC 5987 value-chars: attr-char stays, everything else is %XX. */
+static char *
+rfc5987(struct req *r, const char *s)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	size_t			 n = strlen(s), i, o = 0;
+	char			*out = pool_alloc(r->pool, 3 * n + 1);
+
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL)
+			out[o++] = (char)c;
+		else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static enum app_err
+track_with_audio(struct req *r, PGresult **res)
+{
+	enum app_err	 err;
+
+	if ((err = load_track(r, res)) != E_OK)
+		return err;
+	if (PQgetisnull(*res, 0, T_PATH))
+		return req_fail(r, E_NO_AUDIO, "this track has no audio file yet", NULL);
+	return E_OK;
+}
+
+/*
+ * GET /api/music/tracks/:id/stream: the permission check is ours, the
+ * bytes are nginx's (Range, 206/416, ETag, Last-Modified, sendfile).
+ */
+static enum app_err
+music_track_stream(struct req *r)
+{
+	PGresult	*res;
+	enum app_err	 err;
+	const char	*dl = req_query(r, "download");
+
+	if ((err = track_with_audio(r, &res)) != E_OK)
+		return err;
+	r->status = 200;
+	r->content_type = pool_strdup(r->pool, PQgetvalue(res, 0, T_MIME));
+	resp_header(r, "X-Accel-Redirect", accel_path(r, "/", PQgetvalue(res, 0, T_PATH)));
+	resp_header(r, "Cache-Control", "private, max-age=3600");
+	if (dl != NULL && strcmp(dl, "0") != 0) {
+		const char	*title = PQgetvalue(res, 0, T_TITLE);
+		const char	*ext = strrchr(PQgetvalue(res, 0, T_PATH), '.');
+		char		 ascii[128];
+		size_t		 i, o = 0;
+
+		/* An ASCII fallback name, and the real one in RFC 5987 form. */
+		for (i = 0; title[i] != '\0' && o + 1 < sizeof(ascii) - 8; i++) {
+			unsigned char	 c = (unsigned char)title[i];
+
+			ascii[o++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' &&
+			    c != '/' && c != ';' ? (char)c : '_';
+		}
+		ascii[o] = '\0';
+		resp_header(r, "Content-Disposition", pool_printf(r->pool,
+		    "attachment; filename=\"%s%s\"; filename*=UTF-8''%s%s", ascii,
+		    ext ? ext : "", rfc5987(r, title), ext ? ext : ""));
+	}
+	return E_OK;
+}
+
+/*
+ * GET /api/music/tracks/:id/stream-url: a URL nginx checks with
+ * secure_link (MD5 of expiry, URI and the shared secret) and serves with
+ * no worker involved, the kind of URL a CDN can cache.
+ */
+static enum app_err
+music_track_stream_url(struct req *r)
+{
+	PGresult		*res;
+	enum app_err		 err;
+	char			*uri, *material, sig[32];
+	unsigned char		 md[16];
+	unsigned int		 mdlen;
+	long			 expires = (long)time(NULL) + cfg.stream_url_ttl_s;
+	struct json_object	*o;
+
+	if ((err = track_with_audio(r, &res)) != E_OK)
+		return err;
+	uri = accel_path(r, "/media/", PQgetvalue(res, 0, T_PATH));
+	/* nginx hashes the decoded $uri: the path only has safe characters. */
+	material = pool_printf(r->pool, "%ld/media/%s %.*s", expires,
+	    PQgetvalue(res, 0, T_PATH), (int)cfg.media_secret_len, cfg.media_secret);
+	EVP_Digest(material, strlen(material), md, &mdlen, EVP_md5(), NULL);
+	b64url_encode(md, 16, sig);
+	o = json_object_new_object();
+	json_object_object_add(o, "url", json_object_new_string(pool_printf(r->pool,
+	    "%s?md5=%s&expires=%ld", uri, sig, expires)));
+	json_object_object_add(o, "expires", json_object_new_int64(expires));
+	json_object_object_add(o, "mime_type", col_str(res, 0, T_MIME));
+	return resp_json(r, 200, o);
+}
+
+/* GET /api/music/tracks/:id/cover?size=150|300|600 (WebP when accepted). */
+static enum app_err
+music_track_cover(struct req *r)
+{
+	PGresult	*res;
+	enum app_err	 err;
+	const char	*size = req_query(r, "size"), *accept = req_header(r, "Accept");
+	int		 webp = accept != NULL && strstr(accept, "image/webp") != NULL;
+
+	if (size == NULL)
+		size = "300";
+	if (strcmp(size, "150") != 0 && strcmp(size, "300") != 0 &&
+	    strcmp(size, "600") != 0)
+		return req_fail(r, E_BAD_REQUEST, "size must be 150, 300 or 600", NULL);
+	if ((err = load_track(r, &res)) != E_OK)
+		return err;
+	if (strcmp(PQgetvalue(res, 0, T_HAS_COVER), "t") != 0)
+		return req_fail(r, E_NOT_FOUND, "this track has no cover art", NULL);
+	r->status = 200;
+	r->content_type = webp ? "image/webp" : "image/jpeg";
+	resp_header(r, "X-Accel-Redirect", pool_printf(r->pool,
+	    "/images/tracks/%s/%s.%s", PQgetvalue(res, 0, T_ID), size,
+	    webp ? "webp" : "jpg"));
+	resp_header(r, "Cache-Control", "private, max-age=86400");
+	resp_header(r, "Vary", "Accept");
+	return E_OK;
+}
+
+/* ---- plays -------------------------------------------------------------- */
+
+/*
+ * POST /api/music/tracks/:id/play {"duration_played": s, "source"}: always
+ * history; a count only for 30 s and half the track (or 4 minutes), the
+ * rule scrobblers use.
+ */
+static enum app_err
+music_track_play(struct req *r)
+{
+	static const char *const allowed[] = { "duration_played", "source", NULL };
+	static const char *const sources[] = { "queue", "playlist", "search",
+	    "shuffle", "schedule", "radio", "other", NULL };
+	struct json_object	*body, *v, *o;
+	const char		*id = req_param(r, "id"), *source = NULL;
+	char			 played[16];
+	PGresult		*res;
+	enum app_err		 err;
+	const char *const	*s;
+
+	if (!uuid_valid(id))
+		return E_NOT_FOUND;
+	if ((err = req_json_body(r, &body)) != E_OK ||
+	    (err = body_only(r, body, allowed, NULL)) != E_OK)
+		return err;
+	if (!json_object_object_get_ex(body, "duration_played", &v) ||
+	    !json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+	    json_object_get_int64(v) > 86400)
+		return body_fail(r, "duration_played", "seconds, 0 to 86400");
+	snprintf(played, sizeof(played), "%lld", (long long)json_object_get_int64(v));
+	if ((err = body_string(r, body, "source", 0, 1, 20, &source, NULL)) != E_OK)
+		return err;
+	if (source != NULL) {
+		for (s = sources; *s != NULL && strcmp(*s, source) != 0; s++)
+			;
+		if (*s == NULL)
+			return body_fail(r, "source", "queue, playlist, search, shuffle, "
+			    "schedule, radio or other");
+	}
+	if ((err = db_exec(r, &res, &st_play, (const char *const[]){ id, r->user_id,
+	    played, source })) != E_OK)
+		return err;
+	o = json_object_new_object();
+	if (PQntuples(res) == 1) {
+		json_object_object_add(o, "counted", json_object_new_boolean(1));
+		json_object_object_add(o, "play_count", col_int(res, 0, 0));
+	} else {
+		if ((err = db_exec(r, &res, &st_play_exists,
+		    (const char *const[]){ id })) != E_OK)
+			return err;
+		if (PQntuples(res) != 1)
+			return E_NOT_FOUND;
+		json_object_object_add(o, "counted", json_object_new_boolean(0));
+		json_object_object_add(o, "play_count", col_int(res, 0, 0));
+	}
+	return resp_json(r, 201, o);
+}
+
+/* ---- genres, artists, albums ------------------------------------------- */
+
+static enum app_err
+grouped_list(struct req *r, const char *what, const struct db_stmt *st,
+    int paged, void (*row_json)(PGresult *, int, struct json_object *))
+{
+	const char		*cached, *q = req_query(r, "q");
+	char			 key[65], ver[24], lim[16], off[24];
+	long			 page = 1, limit = 1000;
+	PGresult		*res;
+	struct json_object	*o, *a;
+	enum app_err		 err;
+	int			 i;
+
+	if (paged && (err = query_page(r, 50, 200, &page, &limit)) != E_OK)
+		return err;
+	if (q != NULL && strlen(q) > 100)
+		return req_fail(r, E_BAD_REQUEST, "q is at most 100 bytes", NULL);
+	cache_key(pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
+	    q ? q : ""), key);
+	if ((cached = cache_get(r, key, ver)) != NULL) {
+		answer_cached(r, cached);
+		return E_OK;
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	snprintf(off, sizeof(off), "%ld", (page - 1) * limit);
+	if ((err = db_exec(r, &res, st, (const char *const[]){ q ? q : "", lim,
+	    off })) != E_OK)
+		return err;
+	a = json_object_new_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		struct json_object	*e = json_object_new_object();
+
+		row_json(res, i, e);
+		json_object_array_add(a, e);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, what, a);
+	if (paged) {
+		json_object_object_add(o, "page", json_object_new_int64(page));
+		json_object_object_add(o, "limit", json_object_new_int64(limit));
+		json_object_object_add(o, "total", PQntuples(res) > 0 ?
+		    col_int(res, 0, PQnfields(res) - 1) : NULL);
+	}
+	err = resp_json(r, 200, o);
+	cache_put(r, key, ver);
+	return err;
+}
+
+static void
+genre_row(PGresult *res, int i, struct json_object *e)
+{
+	json_object_object_add(e, "name", col_str(res, i, 0));
+	json_object_object_add(e, "track_count", col_int(res, i, 1));
+}
+
+static void
+artist_row(PGresult *res, int i, struct json_object *e)
+{
+	json_object_object_add(e, "name", col_str(res, i, 0));
+	json_object_object_add(e, "track_count", col_int(res, i, 1));
+	json_object_object_add(e, "album_count", col_int(res, i, 2));
+}
+
+static void
+album_row(PGresult *res, int i, struct json_object *e)
+{
+	char	 url[128];
+
+	json_object_object_add(e, "name", col_str(res, i, 0));
+	json_object_object_add(e, "artist", col_str(res, i, 1));
+	json_object_object_add(e, "year", col_int(res, i, 2));
+	json_object_object_add(e, "track_count", col_int(res, i, 3));
+	if (!PQgetisnull(res, i, 4)) {
+		snprintf(url, sizeof(url), "/api/music/tracks/%s/cover",
+		    PQgetvalue(res, i, 4));
+		json_object_object_add(e, "cover_url", json_object_new_string(url));
+	} else
+		json_object_object_add(e, "cover_url", NULL);
+}
+
+static enum app_err
+music_genres(struct req *r)
+{
+	static const struct db_stmt st = {
+		"music_genres",
+		"SELECT genre, count(*) FROM tracks WHERE is_active AND genre IS NOT NULL"
+		" AND ($1 = '' OR strpos(lower(genre), lower($1)) > 0)"
+		" GROUP BY genre ORDER BY count(*) DESC, genre LIMIT $2::int OFFSET $3::int",
+		3
+	};
+
+	return grouped_list(r, "genres", &st, 0, genre_row);
+}
+
+static enum app_err
+music_artists(struct req *r)
+{
+	static const struct db_stmt st = {
+		"music_artists",
+		"SELECT artist, count(*), count(DISTINCT album), count(*) OVER () FROM tracks"
+		" WHERE is_active AND ($1 = '' OR strpos(lower(artist), lower($1)) > 0)"
+		" GROUP BY artist ORDER BY artist LIMIT $2::int OFFSET $3::int",
+		3
+	};
+
+	return grouped_list(r, "artists", &st, 1, artist_row);
+}
+
+static enum app_err
+music_albums(struct req *r)
+{
+	static const struct db_stmt st = {
+		"music_albums",
+		"SELECT album, artist, max(year), count(*),"
+		" (array_agg(id ORDER BY track_number NULLS LAST, id)"
+		"   FILTER (WHERE has_cover))[1], count(*) OVER ()"
+		" FROM tracks WHERE is_active AND album IS NOT NULL"
+		" AND ($1 = '' OR strpos(lower(album), lower($1)) > 0"
+		"      OR strpos(lower(artist), lower($1)) > 0)"
+		" GROUP BY album, artist ORDER BY album, artist"
+		" LIMIT $2::int OFFSET $3::int",
+		3
+	};
+
+	return grouped_list(r, "albums", &st, 1, album_row);
+}
+
+static const struct route music_routes[] = {
+	/* methods	pattern				handler			needs		flags */
+	{ M_GET,	"/api/music/tracks",		music_tracks_list,	P_READ_TRACKS,	0 },
+	{ M_POST,	"/api/music/tracks",		music_track_upload,	P_WRITE_TRACKS,	0 },
+	{ M_GET,	"/api/music/tracks/:id",	music_track_get,	P_READ_TRACKS,	0 },
+	{ M_PUT,	"/api/music/tracks/:id",	music_track_put,	P_WRITE_TRACKS,	0 },
+	{ M_DELETE,	"/api/music/tracks/:id",	music_track_delete,	P_DELETE_TRACKS, 0 },
+	{ M_GET,	"/api/music/tracks/:id/stream",	music_track_stream,	P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/music/tracks/:id/stream-url", music_track_stream_url, P_READ_TRACKS, 0 },
+	{ M_GET,	"/api/music/tracks/:id/cover",	music_track_cover,	P_READ_TRACKS,	0 },
+	{ M_POST,	"/api/music/tracks/:id/play",	music_track_play,	P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/music/genres",		music_genres,		P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/music/artists",		music_artists,		P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/music/albums",		music_albums,		P_READ_TRACKS,	0 },
+};
+
+const struct route_table music_route_table = {
+	music_routes, sizeof(music_routes) / sizeof(music_routes[0])
+};
