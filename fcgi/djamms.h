@@ -359,6 +359,9 @@ enum app_err	 query_page(struct req *, long def_limit, long max_limit,
 void		 resp_header(struct req *r, const char *name, const char *val);
 /* Serialise obj as the body. Takes ownership of obj (pool cleanup). */
 enum app_err	 resp_json(struct req *r, int status, struct json_object *obj);
+/* A column as a JSON string or integer; SQL NULL is JSON null. */
+struct json_object *pg_json_str(struct pg_result *, int row, int col);
+struct json_object *pg_json_int(struct pg_result *, int row, int col);
 /* Build the body for err from r->err_message / r->err_details. */
 void		 resp_error(struct req *r, enum app_err err);
 /* Write status, headers and body to the FastCGI stream. */

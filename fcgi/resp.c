@@ -4,11 +4,13 @@
  * starting a response can still be answered with a clean error.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <fcgiapp.h>
 #include <json-c/json.h>
+#include <libpq-fe.h>
 
 #include "djamms.h"
 
@@ -178,4 +180,18 @@ resp_send(struct req *r)
 	FCGX_PutStr("\r\n", 2, r->fr->out);
 	if (r->method != M_HEAD && r->body_len > 0)
 		FCGX_PutStr(r->body, (int)r->body_len, r->fr->out);
+}
+
+struct json_object *
+pg_json_str(struct pg_result *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL :
+	    json_object_new_string(PQgetvalue(res, row, col));
+}
+
+struct json_object *
+pg_json_int(struct pg_result *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL :
+	    json_object_new_int64(atoll(PQgetvalue(res, row, col)));
 }

@@ -67,13 +67,6 @@ static const struct db_stmt st_user_set = {
 	3
 };
 
-static struct json_object *
-col(PGresult *res, int row, int c)
-{
-	return PQgetisnull(res, row, c) ? NULL :
-	    json_object_new_string(PQgetvalue(res, row, c));
-}
-
 /*
  * Another user's email is never sent whole, not even to an admin: "a***@
  * example.org" is enough to recognise it, and search still matches the
@@ -98,17 +91,17 @@ admin_user_json(PGresult *res, int row)
 {
 	struct json_object	*o = json_object_new_object();
 
-	json_object_object_add(o, "id", col(res, row, 0));
-	json_object_object_add(o, "username", col(res, row, 1));
+	json_object_object_add(o, "id", pg_json_str(res, row, 0));
+	json_object_object_add(o, "username", pg_json_str(res, row, 1));
 	json_object_object_add(o, "email", masked_email(res, row, 2));
-	json_object_object_add(o, "display_name", col(res, row, 3));
-	json_object_object_add(o, "role", col(res, row, 4));
+	json_object_object_add(o, "display_name", pg_json_str(res, row, 3));
+	json_object_object_add(o, "role", pg_json_str(res, row, 4));
 	json_object_object_add(o, "is_anonymous", json_object_new_boolean(
 	    strcmp(PQgetvalue(res, row, 5), "t") == 0));
 	json_object_object_add(o, "is_active", json_object_new_boolean(
 	    strcmp(PQgetvalue(res, row, 6), "t") == 0));
-	json_object_object_add(o, "created_at", col(res, row, 7));
-	json_object_object_add(o, "last_login", col(res, row, 8));
+	json_object_object_add(o, "created_at", pg_json_str(res, row, 7));
+	json_object_object_add(o, "last_login", pg_json_str(res, row, 8));
 	return o;
 }
 

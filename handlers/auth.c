@@ -203,13 +203,6 @@ static const struct db_stmt st_key_revoke = {
 
 /* ---- shared pieces -------------------------------------------------- */
 
-static struct json_object *
-str_or_null(PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? NULL :
-	    json_object_new_string(PQgetvalue(res, row, col));
-}
-
 /* The caller's own account: email included, password hash never. */
 static struct json_object *
 self_json(PGresult *res)
@@ -217,16 +210,16 @@ self_json(PGresult *res)
 	struct json_object	*o = json_object_new_object();
 	const char		*role = PQgetvalue(res, 0, U_ROLE);
 
-	json_object_object_add(o, "id", str_or_null(res, 0, U_ID));
-	json_object_object_add(o, "username", str_or_null(res, 0, U_USERNAME));
-	json_object_object_add(o, "email", str_or_null(res, 0, U_EMAIL));
-	json_object_object_add(o, "display_name", str_or_null(res, 0, U_DISPLAY));
-	json_object_object_add(o, "role", str_or_null(res, 0, U_ROLE));
+	json_object_object_add(o, "id", pg_json_str(res, 0, U_ID));
+	json_object_object_add(o, "username", pg_json_str(res, 0, U_USERNAME));
+	json_object_object_add(o, "email", pg_json_str(res, 0, U_EMAIL));
+	json_object_object_add(o, "display_name", pg_json_str(res, 0, U_DISPLAY));
+	json_object_object_add(o, "role", pg_json_str(res, 0, U_ROLE));
 	json_object_object_add(o, "is_anonymous", json_object_new_boolean(
 	    strcmp(PQgetvalue(res, 0, U_ANON), "t") == 0));
 	json_object_object_add(o, "permissions", perms_json(role_perms(role)));
-	json_object_object_add(o, "created_at", str_or_null(res, 0, U_CREATED));
-	json_object_object_add(o, "last_login", str_or_null(res, 0, U_LOGIN));
+	json_object_object_add(o, "created_at", pg_json_str(res, 0, U_CREATED));
+	json_object_object_add(o, "last_login", pg_json_str(res, 0, U_LOGIN));
 	return o;
 }
 
@@ -981,14 +974,14 @@ auth_keys_list(struct req *r)
 	for (i = 0; i < PQntuples(res); i++) {
 		struct json_object	*k = json_object_new_object();
 
-		json_object_object_add(k, "id", str_or_null(res, i, 0));
-		json_object_object_add(k, "name", str_or_null(res, i, 1));
-		json_object_object_add(k, "prefix", str_or_null(res, i, 2));
+		json_object_object_add(k, "id", pg_json_str(res, i, 0));
+		json_object_object_add(k, "name", pg_json_str(res, i, 1));
+		json_object_object_add(k, "prefix", pg_json_str(res, i, 2));
 		json_object_object_add(k, "permissions",
 		    json_tokener_parse(PQgetvalue(res, i, 3)));
-		json_object_object_add(k, "created_at", str_or_null(res, i, 4));
-		json_object_object_add(k, "expires_at", str_or_null(res, i, 5));
-		json_object_object_add(k, "last_used_at", str_or_null(res, i, 6));
+		json_object_object_add(k, "created_at", pg_json_str(res, i, 4));
+		json_object_object_add(k, "expires_at", pg_json_str(res, i, 5));
+		json_object_object_add(k, "last_used_at", pg_json_str(res, i, 6));
 		json_object_array_add(a, k);
 	}
 	o = json_object_new_object();
@@ -1066,12 +1059,12 @@ auth_keys_create(struct req *r)
 	    r->user_id, name, prefix, hash, list, days[0] ? days : NULL })) != E_OK)
 		return err;
 	o = json_object_new_object();
-	json_object_object_add(o, "id", str_or_null(res, 0, 0));
+	json_object_object_add(o, "id", pg_json_str(res, 0, 0));
 	json_object_object_add(o, "name", json_object_new_string(name));
 	json_object_object_add(o, "prefix", json_object_new_string(prefix));
 	json_object_object_add(o, "permissions", perms_json(want));
-	json_object_object_add(o, "created_at", str_or_null(res, 0, 1));
-	json_object_object_add(o, "expires_at", str_or_null(res, 0, 2));
+	json_object_object_add(o, "created_at", pg_json_str(res, 0, 1));
+	json_object_object_add(o, "expires_at", pg_json_str(res, 0, 2));
 	json_object_object_add(o, "key", json_object_new_string(key));
 	return resp_json(r, 201, o);
 }

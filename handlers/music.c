@@ -73,20 +73,6 @@ static const struct db_stmt st_play_exists = {
 /* ---- JSON ------------------------------------------------------------- */
 
 static struct json_object *
-col_str(PGresult *res, int row, int c)
-{
-	return PQgetisnull(res, row, c) ? NULL :
-	    json_object_new_string(PQgetvalue(res, row, c));
-}
-
-static struct json_object *
-col_int(PGresult *res, int row, int c)
-{
-	return PQgetisnull(res, row, c) ? NULL :
-	    json_object_new_int64(atoll(PQgetvalue(res, row, c)));
-}
-
-static struct json_object *
 track_json(PGresult *res, int row)
 {
 	struct json_object	*o = json_object_new_object();
@@ -95,27 +81,27 @@ track_json(PGresult *res, int row)
 	int			 cover = strcmp(PQgetvalue(res, row, T_HAS_COVER), "t") == 0;
 	char			 url[128];
 
-	json_object_object_add(o, "id", col_str(res, row, T_ID));
-	json_object_object_add(o, "title", col_str(res, row, T_TITLE));
-	json_object_object_add(o, "artist", col_str(res, row, T_ARTIST));
-	json_object_object_add(o, "album", col_str(res, row, T_ALBUM));
-	json_object_object_add(o, "genre", col_str(res, row, T_GENRE));
-	json_object_object_add(o, "year", col_int(res, row, T_YEAR));
-	json_object_object_add(o, "track_number", col_int(res, row, T_TRACKNO));
-	json_object_object_add(o, "duration", col_int(res, row, T_DURATION));
-	json_object_object_add(o, "duration_ms", col_int(res, row, T_DURATION_MS));
-	json_object_object_add(o, "bitrate", col_int(res, row, T_BITRATE));
-	json_object_object_add(o, "sample_rate", col_int(res, row, T_RATE));
-	json_object_object_add(o, "channels", col_int(res, row, T_CHANNELS));
-	json_object_object_add(o, "mime_type", col_str(res, row, T_MIME));
-	json_object_object_add(o, "file_size", col_int(res, row, T_SIZE));
+	json_object_object_add(o, "id", pg_json_str(res, row, T_ID));
+	json_object_object_add(o, "title", pg_json_str(res, row, T_TITLE));
+	json_object_object_add(o, "artist", pg_json_str(res, row, T_ARTIST));
+	json_object_object_add(o, "album", pg_json_str(res, row, T_ALBUM));
+	json_object_object_add(o, "genre", pg_json_str(res, row, T_GENRE));
+	json_object_object_add(o, "year", pg_json_int(res, row, T_YEAR));
+	json_object_object_add(o, "track_number", pg_json_int(res, row, T_TRACKNO));
+	json_object_object_add(o, "duration", pg_json_int(res, row, T_DURATION));
+	json_object_object_add(o, "duration_ms", pg_json_int(res, row, T_DURATION_MS));
+	json_object_object_add(o, "bitrate", pg_json_int(res, row, T_BITRATE));
+	json_object_object_add(o, "sample_rate", pg_json_int(res, row, T_RATE));
+	json_object_object_add(o, "channels", pg_json_int(res, row, T_CHANNELS));
+	json_object_object_add(o, "mime_type", pg_json_str(res, row, T_MIME));
+	json_object_object_add(o, "file_size", pg_json_int(res, row, T_SIZE));
 	json_object_object_add(o, "has_audio", json_object_new_boolean(audio));
 	json_object_object_add(o, "has_cover", json_object_new_boolean(cover));
-	json_object_object_add(o, "popularity", col_int(res, row, T_POPULARITY));
-	json_object_object_add(o, "play_count", col_int(res, row, T_PLAYS));
-	json_object_object_add(o, "uploaded_by", col_str(res, row, T_UPLOADER));
-	json_object_object_add(o, "source", col_str(res, row, T_SOURCE));
-	json_object_object_add(o, "created_at", col_str(res, row, T_CREATED));
+	json_object_object_add(o, "popularity", pg_json_int(res, row, T_POPULARITY));
+	json_object_object_add(o, "play_count", pg_json_int(res, row, T_PLAYS));
+	json_object_object_add(o, "uploaded_by", pg_json_str(res, row, T_UPLOADER));
+	json_object_object_add(o, "source", pg_json_str(res, row, T_SOURCE));
+	json_object_object_add(o, "created_at", pg_json_str(res, row, T_CREATED));
 	snprintf(url, sizeof(url), "/api/music/tracks/%s/stream", id);
 	json_object_object_add(o, "stream_url", audio ? json_object_new_string(url) : NULL);
 	snprintf(url, sizeof(url), "/api/music/tracks/%s/cover", id);
@@ -808,7 +794,7 @@ music_track_stream_url(struct req *r)
 	json_object_object_add(o, "url", json_object_new_string(pool_printf(r->pool,
 	    "%s?md5=%s&expires=%ld", uri, sig, expires)));
 	json_object_object_add(o, "expires", json_object_new_int64(expires));
-	json_object_object_add(o, "mime_type", col_str(res, 0, T_MIME));
+	json_object_object_add(o, "mime_type", pg_json_str(res, 0, T_MIME));
 	return resp_json(r, 200, o);
 }
 
@@ -885,7 +871,7 @@ music_track_play(struct req *r)
 	o = json_object_new_object();
 	if (PQntuples(res) == 1) {
 		json_object_object_add(o, "counted", json_object_new_boolean(1));
-		json_object_object_add(o, "play_count", col_int(res, 0, 0));
+		json_object_object_add(o, "play_count", pg_json_int(res, 0, 0));
 	} else {
 		if ((err = db_exec(r, &res, &st_play_exists,
 		    (const char *const[]){ id })) != E_OK)
@@ -893,7 +879,7 @@ music_track_play(struct req *r)
 		if (PQntuples(res) != 1)
 			return E_NOT_FOUND;
 		json_object_object_add(o, "counted", json_object_new_boolean(0));
-		json_object_object_add(o, "play_count", col_int(res, 0, 0));
+		json_object_object_add(o, "play_count", pg_json_int(res, 0, 0));
 	}
 	return resp_json(r, 201, o);
 }
@@ -940,7 +926,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		json_object_object_add(o, "page", json_object_new_int64(page));
 		json_object_object_add(o, "limit", json_object_new_int64(limit));
 		json_object_object_add(o, "total", PQntuples(res) > 0 ?
-		    col_int(res, 0, PQnfields(res) - 1) : NULL);
+		    pg_json_int(res, 0, PQnfields(res) - 1) : NULL);
 	}
 	err = resp_json(r, 200, o);
 	cache_put(r, key, ver);
@@ -950,16 +936,16 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 static void
 genre_row(PGresult *res, int i, struct json_object *e)
 {
-	json_object_object_add(e, "name", col_str(res, i, 0));
-	json_object_object_add(e, "track_count", col_int(res, i, 1));
+	json_object_object_add(e, "name", pg_json_str(res, i, 0));
+	json_object_object_add(e, "track_count", pg_json_int(res, i, 1));
 }
 
 static void
 artist_row(PGresult *res, int i, struct json_object *e)
 {
-	json_object_object_add(e, "name", col_str(res, i, 0));
-	json_object_object_add(e, "track_count", col_int(res, i, 1));
-	json_object_object_add(e, "album_count", col_int(res, i, 2));
+	json_object_object_add(e, "name", pg_json_str(res, i, 0));
+	json_object_object_add(e, "track_count", pg_json_int(res, i, 1));
+	json_object_object_add(e, "album_count", pg_json_int(res, i, 2));
 }
 
 static void
@@ -967,10 +953,10 @@ album_row(PGresult *res, int i, struct json_object *e)
 {
 	char	 url[128];
 
-	json_object_object_add(e, "name", col_str(res, i, 0));
-	json_object_object_add(e, "artist", col_str(res, i, 1));
-	json_object_object_add(e, "year", col_int(res, i, 2));
-	json_object_object_add(e, "track_count", col_int(res, i, 3));
+	json_object_object_add(e, "name", pg_json_str(res, i, 0));
+	json_object_object_add(e, "artist", pg_json_str(res, i, 1));
+	json_object_object_add(e, "year", pg_json_int(res, i, 2));
+	json_object_object_add(e, "track_count", pg_json_int(res, i, 3));
 	if (!PQgetisnull(res, i, 4)) {
 		snprintf(url, sizeof(url), "/api/music/tracks/%s/cover",
 		    PQgetvalue(res, i, 4));
