@@ -165,17 +165,23 @@ random_token(char *out, size_t nbytes)
 }
 
 void
-sha256_bytea(const char *s, size_t len, char out[67])
+sha256_hex(const char *s, size_t len, char out[65])
 {
 	unsigned char	 md[32];
 	unsigned int	 mdlen = 0;
 	int		 i;
 
 	EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+void
+sha256_bytea(const char *s, size_t len, char out[67])
+{
 	out[0] = '\\';
 	out[1] = 'x';
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 + 2 * i, 3, "%02x", md[i]);
+	sha256_hex(s, len, out + 2);
 }
 
 int

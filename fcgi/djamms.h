@@ -353,6 +353,8 @@ enum app_err	 body_bool(struct req *, struct json_object *body,
 enum app_err	 body_fail(struct req *, const char *field, const char *why);
 enum app_err	 query_page(struct req *, long def_limit, long max_limit,
 		    long *page, long *limit);
+/* 400 naming the first query argument not in known (NULL-ended). */
+enum app_err	 query_only(struct req *, const char *const *known);
 
 /* ---- resp.c --------------------------------------------------------- */
 
@@ -470,6 +472,8 @@ enum app_err	 password_verify(const char *encoded, const char *pw, size_t len,
 		    int *match);
 /* n random bytes as base64url (no padding). OUT: out[2 * n]. */
 void		 random_token(char *out, size_t nbytes);
+/* Lower-case hex SHA-256 of s. OUT: out[65]. */
+void		 sha256_hex(const char *s, size_t len, char out[65]);
 /* SHA-256 of s as a bytea text literal "\\x...". OUT: out[67]. */
 void		 sha256_bytea(const char *s, size_t len, char out[67]);
 /* base64url without padding. OUT: out[(n + 2) / 3 * 4 + 1]. */

@@ -112,3 +112,20 @@ query_page(struct req *r, long def_limit, long max_limit, long *page, long *limi
 	}
 	return E_OK;
 }
+
+enum app_err
+query_only(struct req *r, const char *const *known)
+{
+	int	 i;
+
+	for (i = 0; i < r->nquery; i++) {
+		const char *const	*k;
+
+		for (k = known; *k != NULL && strcmp(*k, r->query[i].key) != 0; k++)
+			;
+		if (*k == NULL)
+			return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+			    "unknown query parameter %s", r->query[i].key), NULL);
+	}
+	return E_OK;
+}

@@ -57,18 +57,6 @@ read_file(const char *path, size_t *len)
 	return buf;
 }
 
-static void
-sha256_hex(const char *data, size_t len, char out[65])
-{
-	unsigned char	 md[32];
-	unsigned int	 mdlen = 0;
-	int		 i;
-
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static int
 exec_ok(PGconn *c, const char *sql, const char *what)
 {

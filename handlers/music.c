@@ -120,18 +120,6 @@ static const char list_cache_lua[] =
 	"local v = redis.call('GET', KEYS[1]) or '0' "
 	"return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
 
-static void
-cache_key(const char *canon, char out[65])
-{
-	unsigned char	 md[32];
-	unsigned int	 n;
-	int		 i;
-
-	EVP_Digest(canon, strlen(canon), md, &n, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* The cached body, or NULL. OUT: version (for cache_put). */
 static const char *
 cache_get(struct req *r, const char *key, char version[24])
@@ -280,16 +268,8 @@ music_tracks_list(struct req *r)
 	enum app_err		 err;
 	char			*canon;
 
-	for (i = 0; i < r->nquery; i++) {
-		const char *const	*k;
-
-		for (k = known; *k != NULL && strcmp(*k, r->query[i].key) != 0; k++)
-			;
-		if (*k == NULL)
-			return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
-			    "unknown query parameter %s", r->query[i].key), NULL);
-	}
-	if ((err = query_page(r, 20, 100, &page, &limit)) != E_OK ||
+	if ((err = query_only(r, known)) != E_OK ||
+	    (err = query_page(r, 20, 100, &page, &limit)) != E_OK ||
 	    (err = parse_int_arg(r, "year_from", 0, 9999, &yfrom)) != E_OK ||
 	    (err = parse_int_arg(r, "year_to", 0, 9999, &yto)) != E_OK ||
 	    (err = parse_int_arg(r, "duration_min", 0, 1000000, &dmin)) != E_OK ||
@@ -340,7 +320,7 @@ music_tracks_list(struct req *r)
 	    artist ? artist : "", album ? album : "", yfrom ? yfrom : "",
 	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
 	    mine ? r->user_id : "");
-	cache_key(canon, key);
+	sha256_hex(canon, strlen(canon), key);
 	if ((cached = cache_get(r, key, ver)) != NULL) {
 		answer_cached(r, cached);
 		return E_OK;
@@ -592,17 +572,9 @@ music_track_upload(struct req *r)
 	const char		*v;
 	size_t			 dirlen = strlen(cfg.upload_dir);
 	long			 n;
-	int			 i;
 
-	for (i = 0; i < r->nquery; i++) {
-		const char *const	*k;
-
-		for (k = known; *k != NULL && strcmp(*k, r->query[i].key) != 0; k++)
-			;
-		if (*k == NULL)
-			return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
-			    "unknown query parameter %s", r->query[i].key), NULL);
-	}
+	if ((err = query_only(r, known)) != E_OK)
+		return err;
 	/* Only nginx sets this, but a path is checked before it is opened. */
 	if (file == NULL || *file == '\0')
 		return req_fail(r, E_BAD_REQUEST, "send the audio file as the request "
@@ -891,7 +863,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
     int paged, void (*row_json)(PGresult *, int, struct json_object *))
 {
 	const char		*cached, *q = req_query(r, "q");
-	char			 key[65], ver[24], lim[16], off[24];
+	char			 key[65], ver[24], lim[16], off[24], *canon;
 	long			 page = 1, limit = 1000;
 	PGresult		*res;
 	struct json_object	*o, *a;
@@ -902,8 +874,9 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		return err;
 	if (q != NULL && strlen(q) > 100)
 		return req_fail(r, E_BAD_REQUEST, "q is at most 100 bytes", NULL);
-	cache_key(pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
-	    q ? q : ""), key);
+	canon = pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
+	    q ? q : "");
+	sha256_hex(canon, strlen(canon), key);
 	if ((cached = cache_get(r, key, ver)) != NULL) {
 		answer_cached(r, cached);
 		return E_OK;

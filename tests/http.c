@@ -131,6 +131,20 @@ http_json(const char *method, const char *path, const char *json)
 	return http_do(method, path, h, json, strlen(json));
 }
 
+struct http_res
+http_bearer(const char *method, const char *path, const char *token,
+    const char *json)
+{
+	char		 auth[4200];
+	const char	*h[3] = { "Content-Type: application/json", NULL, NULL };
+
+	if (token != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h[1] = auth;
+	}
+	return http_do(method, path, h, json, json ? strlen(json) : 0);
+}
+
 void
 http_free(struct http_res *r)
 {

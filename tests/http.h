@@ -27,6 +27,9 @@ struct http_res	 http_do(const char *method, const char *path,
 		    const char *const *headers, const char *body, size_t len);
 struct http_res	 http_get(const char *path);
 struct http_res	 http_json(const char *method, const char *path, const char *json);
+/* A JSON request (json may be NULL) with "Authorization: Bearer token". */
+struct http_res	 http_bearer(const char *method, const char *path,
+		    const char *token, const char *json);
 void		 http_free(struct http_res *);
 /* A response header's value (case-insensitive name), static buffer. */
 const char	*http_header(const struct http_res *, const char *name);

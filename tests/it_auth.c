@@ -23,19 +23,6 @@ static const char	*stack_dir, *top;
 /* ---- helpers -------------------------------------------------------- */
 
 static struct http_res
-call(const char *method, const char *path, const char *token, const char *json)
-{
-	char		 auth[4200];
-	const char	*h[3] = { "Content-Type: application/json", NULL, NULL };
-
-	if (token != NULL) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		h[1] = auth;
-	}
-	return http_do(method, path, h, json, json ? strlen(json) : 0);
-}
-
-static struct http_res
 call_hdr(const char *method, const char *path, const char *header, const char *json)
 {
 	const char	*h[3] = { "Content-Type: application/json", header, NULL };
@@ -79,7 +66,7 @@ new_user(const char *prefix, struct session *s, char *name, size_t cap)
 		snprintf(name, cap, "%s", nm);
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
 	    "\"password\":\"" PASSWORD "\"}", nm, nm);
-	res = call("POST", "/api/auth/register", NULL, body);
+	res = http_bearer("POST", "/api/auth/register", NULL, body);
 	rc = res.status == 201 ? take_session(&res, s) : -1;
 	if (rc != 0)
 		fprintf(stderr, "    register %s: %ld %s\n", nm, res.status, res.body);
@@ -96,7 +83,7 @@ login(const char *name, const char *password, struct session *s)
 
 	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"%s\"}",
 	    name, password);
-	res = call("POST", "/api/auth/login", NULL, body);
+	res = http_bearer("POST", "/api/auth/login", NULL, body);
 	rc = res.status == 200 ? take_session(&res, s) : -(int)res.status;
 	http_free(&res);
 	return rc;
@@ -105,7 +92,7 @@ login(const char *name, const char *password, struct session *s)
 static long
 status_of(const char *method, const char *path, const char *token, const char *json)
 {
-	struct http_res	 res = call(method, path, token, json);
+	struct http_res	 res = http_bearer(method, path, token, json);
 	long		 st = res.status;
 
 	http_free(&res);
@@ -234,7 +221,7 @@ header(const char *alg, const char *kid)
 static void
 test_register_returns_tokens_and_no_secrets(void)
 {
-	struct http_res	 res = call("POST", "/api/auth/register", NULL,
+	struct http_res	 res = http_bearer("POST", "/api/auth/register", NULL,
 			    "{\"username\":\"Carol_1\",\"email\":\" Carol.One@Example.ORG \","
 			    "\"password\":\"" PASSWORD "\",\"display_name\":\"Carol\"}");
 
@@ -253,10 +240,10 @@ test_register_returns_tokens_and_no_secrets(void)
 static void
 test_register_conflicts_do_not_say_which_field(void)
 {
-	struct http_res	 a = call("POST", "/api/auth/register", NULL,
+	struct http_res	 a = http_bearer("POST", "/api/auth/register", NULL,
 			    "{\"username\":\"CAROL_1\",\"email\":\"new1@example.org\","
 			    "\"password\":\"" PASSWORD "\"}");
-	struct http_res	 b = call("POST", "/api/auth/register", NULL,
+	struct http_res	 b = http_bearer("POST", "/api/auth/register", NULL,
 			    "{\"username\":\"someone_new\",\"email\":\"carol.one@example.org\","
 			    "\"password\":\"" PASSWORD "\"}");
 
@@ -297,7 +284,7 @@ test_register_validates_every_field(void)
 
 		memset(big, ' ', n);
 		big[n] = '\0';
-		res = call("POST", "/api/auth/login", NULL, big);
+		res = http_bearer("POST", "/api/auth/login", NULL, big);
 		expect_status(&res, 413);
 		expect_json_str(&res, "error.code", "payload_too_large");
 		http_free(&res);
@@ -343,8 +330,8 @@ test_wrong_password_and_unknown_user_look_the_same(void)
 
 	expect(new_user("erin", &s, name, sizeof(name)) == 0);
 	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"wrong password\"}", name);
-	a = call("POST", "/api/auth/login", NULL, body);
-	b = call("POST", "/api/auth/login", NULL,
+	a = http_bearer("POST", "/api/auth/login", NULL, body);
+	b = http_bearer("POST", "/api/auth/login", NULL,
 	    "{\"login\":\"nobody_at_all\",\"password\":\"wrong password\"}");
 	expect_status(&a, 401);
 	expect_status(&b, 401);
@@ -367,7 +354,7 @@ test_brute_force_is_throttled_with_retry_after(void)
 	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"guess guess\"}", name);
 	for (i = 0; i < 5; i++)
 		expect(status_of("POST", "/api/auth/login", NULL, body) == 401);
-	res = call("POST", "/api/auth/login", NULL, body);
+	res = http_bearer("POST", "/api/auth/login", NULL, body);
 	expect_status(&res, 429);
 	expect_json_str(&res, "error.code", "rate_limited");
 	expect(http_header(&res, "Retry-After") != NULL);
@@ -415,7 +402,7 @@ test_logins_work_without_redis(void)
 	expect(status_of("PUT", vpath, admin.access, "{\"role\":\"guest\"}") == 200);
 	expect(login(name, PASSWORD, &s) == 0);
 	/* Tokens are checked against the database while Redis is away. */
-	res = call("GET", "/api/auth/user", s.access, NULL);
+	res = http_bearer("GET", "/api/auth/user", s.access, NULL);
 	if (res.status != 200)
 		t_fail(__FILE__, __LINE__, "user with Redis down: %ld", res.status);
 	http_free(&res);
@@ -443,7 +430,7 @@ test_logins_work_without_redis(void)
 static void
 test_no_token_is_401_with_www_authenticate(void)
 {
-	struct http_res	 res = call("GET", "/api/auth/user", NULL, NULL);
+	struct http_res	 res = http_bearer("GET", "/api/auth/user", NULL, NULL);
 
 	expect_status(&res, 401);
 	expect_json_str(&res, "error.code", "unauthorized");
@@ -532,7 +519,7 @@ test_refresh_rotates_and_reuse_revokes_the_family(void)
 
 	expect(new_user("kate", &s, NULL, 0) == 0);
 	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", s.refresh);
-	res = call("POST", "/api/auth/refresh", NULL, body);
+	res = http_bearer("POST", "/api/auth/refresh", NULL, body);
 	expect_status(&res, 200);
 	expect(take_session(&res, &s2) == 0);
 	http_free(&res);
@@ -587,11 +574,11 @@ test_profile_updates_refuse_mass_assignment(void)
 		if (st != 400)
 			t_fail(__FILE__, __LINE__, "%s: %ld", bad[i], st);
 	}
-	res = call("PUT", "/api/auth/user", s.access, "{\"display_name\":\"Mia M\"}");
+	res = http_bearer("PUT", "/api/auth/user", s.access, "{\"display_name\":\"Mia M\"}");
 	expect_status(&res, 200);
 	expect_json_str(&res, "display_name", "Mia M");
 	http_free(&res);
-	res = call("GET", "/api/auth/user", s.access, NULL);
+	res = http_bearer("GET", "/api/auth/user", s.access, NULL);
 	expect_json_str(&res, "role", "user");
 	expect_json_str(&res, "display_name", "Mia M");
 	http_free(&res);
@@ -612,7 +599,7 @@ test_email_and_password_changes_need_the_current_password(void)
 	expect(status_of("PUT", "/api/auth/user", s.access,
 	    "{\"email\":\"nora.new@example.org\",\"current_password\":\"" PASSWORD "\"}") == 200);
 	/* A new password ends the old tokens and hands out new ones. */
-	res = call("PUT", "/api/auth/user", s.access,
+	res = http_bearer("PUT", "/api/auth/user", s.access,
 	    "{\"password\":\"a brand new password\",\"current_password\":\"" PASSWORD "\"}");
 	expect_status(&res, 200);
 	expect(take_session(&res, &s2) == 0);
@@ -627,21 +614,21 @@ test_email_and_password_changes_need_the_current_password(void)
 static void
 test_anonymous_guest_upgrades_in_place(void)
 {
-	struct http_res	 res = call("POST", "/api/auth/anonymous", NULL, NULL);
+	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
 	struct session	 g, u;
 
 	expect_status(&res, 201);
 	expect(take_session(&res, &g) == 0);
 	expect_json_str(&res, "user.role", "guest");
 	http_free(&res);
-	res = call("GET", "/api/auth/user", g.access, NULL);
+	res = http_bearer("GET", "/api/auth/user", g.access, NULL);
 	expect_status(&res, 200);
 	expect(json_str(&res, "email") == NULL);
 	http_free(&res);
 	/* A guest reads but does not hold keys. */
 	expect(status_of("POST", "/api/auth/api-keys", g.access,
 	    "{\"name\":\"k\",\"permissions\":[\"read:tracks\"]}") == 403);
-	res = call("POST", "/api/auth/register", g.access,
+	res = http_bearer("POST", "/api/auth/register", g.access,
 	    "{\"username\":\"upgraded_guest\",\"email\":\"upg@example.org\",\"password\":\"" PASSWORD "\"}");
 	expect_status(&res, 200);
 	expect(take_session(&res, &u) == 0);
@@ -668,8 +655,8 @@ test_password_reset_answers_the_same_and_works_once(void)
 
 	expect(new_user("olga", &s, name, sizeof(name)) == 0);
 	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
-	a = call("POST", "/api/auth/password-reset", NULL, body);
-	b = call("POST", "/api/auth/password-reset", NULL, "{\"email\":\"nobody@example.org\"}");
+	a = http_bearer("POST", "/api/auth/password-reset", NULL, body);
+	b = http_bearer("POST", "/api/auth/password-reset", NULL, "{\"email\":\"nobody@example.org\"}");
 	expect_status(&a, 202);
 	expect_status(&b, 202);
 	expect(strcmp(a.body, b.body) == 0);
@@ -704,14 +691,14 @@ test_api_keys_are_shown_once_scoped_and_revocable(void)
 	expect(new_user("quin", &other, NULL, 0) == 0);
 	expect(status_of("POST", "/api/auth/api-keys", s.access,
 	    "{\"name\":\"too much\",\"permissions\":[\"admin:system\"]}") == 422);
-	res = call("POST", "/api/auth/api-keys", s.access,
+	res = http_bearer("POST", "/api/auth/api-keys", s.access,
 	    "{\"name\":\"jukebox\",\"permissions\":[\"read:tracks\",\"read:playlists\"]}");
 	expect_status(&res, 201);
 	snprintf(key, sizeof(key), "%s", json_str(&res, "key"));
 	snprintf(id, sizeof(id), "%s", json_str(&res, "id"));
 	http_free(&res);
 	expect(strncmp(key, "djk_", 4) == 0);
-	res = call("GET", "/api/auth/api-keys", s.access, NULL);
+	res = http_bearer("GET", "/api/auth/api-keys", s.access, NULL);
 	expect_status(&res, 200);
 	expect(strstr(res.body, key) == NULL);		/* never again */
 	expect(strstr(res.body, "jukebox") != NULL);
@@ -761,7 +748,7 @@ test_admin_lists_users_paged_and_searchable(void)
 	struct http_res	 res;
 
 	expect(ensure_admin() == 0);
-	res = call("GET", "/api/admin/users?q=ROOT&limit=1&page=1", admin.access, NULL);
+	res = http_bearer("GET", "/api/admin/users?q=ROOT&limit=1&page=1", admin.access, NULL);
 	expect_status(&res, 200);
 	expect(json_int(&res, "limit", 0) == 1);
 	expect(json_int(&res, "total", 0) >= 1);
@@ -785,13 +772,13 @@ test_deactivation_and_role_changes_end_tokens_at_once(void)
 	expect(ensure_admin() == 0);
 	expect(new_user("sam", &s, name, sizeof(name)) == 0);
 	snprintf(path, sizeof(path), "/api/admin/users/%s", s.id);
-	res = call("PUT", path, admin.access, "{\"role\":\"moderator\"}");
+	res = http_bearer("PUT", path, admin.access, "{\"role\":\"moderator\"}");
 	expect_status(&res, 200);
 	expect_json_str(&res, "role", "moderator");
 	http_free(&res);
 	expect(status_of("GET", "/api/auth/user", s.access, NULL) == 401);
 	expect(login(name, PASSWORD, &s) == 0);
-	res = call("GET", "/api/auth/user", s.access, NULL);
+	res = http_bearer("GET", "/api/auth/user", s.access, NULL);
 	expect_json_str(&res, "role", "moderator");
 	http_free(&res);
 	expect(status_of("PUT", path, admin.access, "{\"is_active\":false}") == 200);
@@ -914,7 +901,7 @@ test_every_route_answers_each_role_as_the_matrix_says(void)
 	expect(n > 10);
 	expect(ensure_admin() == 0);
 	/* One session per role; the moderator is promoted by the admin. */
-	res = call("POST", "/api/auth/anonymous", NULL, NULL);
+	res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
 	expect(take_session(&res, &sess[1]) == 0);
 	http_free(&res);
 	expect(new_user("matrixu", &sess[2], NULL, 0) == 0);
@@ -959,7 +946,7 @@ test_every_route_answers_each_role_as_the_matrix_says(void)
 				for (k = 0; ops[i].method[k] && k < 7; k++)
 					m[k] = (char)(ops[i].method[k] - 32);
 				m[k] = '\0';
-				res = call(m, path, tok,
+				res = http_bearer(m, path, tok,
 				    strcmp(m, "GET") == 0 || strcmp(m, "DELETE") == 0 ?
 				    NULL : "{}");
 			}

@@ -26,19 +26,6 @@ static long		 run_id;	/* makes names and tags unique to this run */
 
 /* ---- requests -------------------------------------------------------- */
 
-static struct http_res
-call(const char *method, const char *path, const char *token, const char *json)
-{
-	char		 auth[4200];
-	const char	*h[3] = { "Content-Type: application/json", NULL, NULL };
-
-	if (token != NULL) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		h[1] = auth;
-	}
-	return http_do(method, path, h, json, json ? strlen(json) : 0);
-}
-
 /* GET path with token and one extra header (may be NULL). */
 static struct http_res
 get_with(const char *path, const char *token, const char *header)
@@ -59,7 +46,7 @@ get_with(const char *path, const char *token, const char *header)
 static long
 status_of(const char *method, const char *path, const char *token, const char *json)
 {
-	struct http_res	 res = call(method, path, token, json);
+	struct http_res	 res = http_bearer(method, path, token, json);
 	long		 st = res.status;
 
 	http_free(&res);
@@ -295,7 +282,7 @@ new_user(const char *prefix, struct session *s)
 	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
 	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
-	res = call("POST", "/api/auth/register", NULL, body);
+	res = http_bearer("POST", "/api/auth/register", NULL, body);
 	rc = res.status == 201 ? take_session(&res, s) : -1;
 	if (rc != 0)
 		fprintf(stderr, "    register %s: %ld %s\n", s->name, res.status, res.body);
@@ -312,7 +299,7 @@ login(const char *name, struct session *s)
 
 	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"" PASSWORD "\"}",
 	    name);
-	res = call("POST", "/api/auth/login", NULL, body);
+	res = http_bearer("POST", "/api/auth/login", NULL, body);
 	rc = res.status == 200 ? take_session(&res, s) : -1;
 	snprintf(s->name, sizeof(s->name), "%s", name);
 	http_free(&res);
@@ -522,7 +509,7 @@ list_titles(const char *token, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(path, sizeof(path), fmt, ap);
 	va_end(ap);
-	res = call("GET", path, token, NULL);
+	res = http_bearer("GET", path, token, NULL);
 	if (res.status != 200)
 		snprintf(out, sizeof(out), "status %ld", res.status);
 	else
@@ -635,7 +622,7 @@ test_music_embedded_picture_becomes_the_cover(void)
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
 	snprintf(url, sizeof(url), "/api/music/tracks/%s", mp3_id);
-	res = call("GET", url, alice.access, NULL);
+	res = http_bearer("GET", url, alice.access, NULL);
 	expect_status(&res, 200);
 	expect(json_true(&res, "has_cover"));
 	snprintf(url, sizeof(url), "/api/music/tracks/%s/cover", mp3_id);
@@ -797,7 +784,7 @@ test_music_list_contains_an_upload(void)
 	struct http_res	 res;
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
-	res = call("GET", "/api/music/tracks?limit=100", bob.access, NULL);
+	res = http_bearer("GET", "/api/music/tracks?limit=100", bob.access, NULL);
 	expect_status(&res, 200);
 	expect(lists_id(&res, mp3_id));
 	http_free(&res);
@@ -878,7 +865,7 @@ test_music_cursor_paging_walks_every_row_exactly_once(void)
 
 			snprintf(path, sizeof(path), "/api/music/tracks?mine=1&limit=2%s%s%s",
 			    sorts[s], cursor[0] ? "&cursor=" : "", cursor);
-			res = call("GET", path, lister.access, NULL);
+			res = http_bearer("GET", path, lister.access, NULL);
 			expect_status(&res, 200);
 			expect((a = json_array(&res, "tracks")) != NULL);
 			expect(json_object_array_length(a) <= 2);
@@ -914,7 +901,7 @@ test_music_cursor_not_made_by_the_api_is_400(void)
 	struct http_res	 res;
 
 	expect(ensure_users() == 0);
-	res = call("GET", "/api/music/tracks?cursor=bm90LWEtY3Vyc29y", alice.access, NULL);
+	res = http_bearer("GET", "/api/music/tracks?cursor=bm90LWEtY3Vyc29y", alice.access, NULL);
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
@@ -928,7 +915,7 @@ test_music_unknown_sort_is_400(void)
 	struct http_res	 res;
 
 	expect(ensure_users() == 0);
-	res = call("GET", "/api/music/tracks?sort=file_path", alice.access, NULL);
+	res = http_bearer("GET", "/api/music/tracks?sort=file_path", alice.access, NULL);
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
@@ -942,7 +929,7 @@ test_music_limit_over_100_is_clamped_to_100(void)
 	struct http_res	 res;
 
 	expect(ensure_users() == 0);
-	res = call("GET", "/api/music/tracks?limit=1000", alice.access, NULL);
+	res = http_bearer("GET", "/api/music/tracks?limit=1000", alice.access, NULL);
 	expect_status(&res, 200);
 	expect(json_int(&res, "limit", 0) == 100);
 	http_free(&res);
@@ -957,8 +944,8 @@ test_music_second_identical_list_is_a_cache_hit(void)
 	expect(ensure_users() == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks?limit=7&sort=artist&genre=c%ld",
 	    run_id);
-	a = call("GET", path, alice.access, NULL);
-	b = call("GET", path, alice.access, NULL);
+	a = http_bearer("GET", path, alice.access, NULL);
+	b = http_bearer("GET", path, alice.access, NULL);
 	expect_status(&a, 200);
 	expect_status(&b, 200);
 	expect(http_header(&a, "X-Cache") == NULL);
@@ -985,7 +972,7 @@ test_music_list_shows_uploads_and_edits_at_once(void)
 	expect(upload_id(s.access, "cache.wav", "title=Cached", id) == 0);
 	expect_titles(list_titles(s.access, "/api/music/tracks?mine=1"), "Cached");
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("PUT", path, s.access, "{\"title\":\"Edited\"}");
+	res = http_bearer("PUT", path, s.access, "{\"title\":\"Edited\"}");
 	expect_status(&res, 200);
 	http_free(&res);
 	expect_titles(list_titles(s.access, "/api/music/tracks?mine=1"), "Edited");
@@ -1161,7 +1148,7 @@ stream_url(const char *id, char *url, size_t cap)
 	int		 rc = -1;
 
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream-url", id);
-	res = call("GET", path, alice.access, NULL);
+	res = http_bearer("GET", path, alice.access, NULL);
 	if (res.status == 200 && json_str(&res, "url") != NULL &&
 	    json_int(&res, "expires", 0) > (long long)time(NULL)) {
 		snprintf(url, cap, "%s", json_str(&res, "url"));
@@ -1351,14 +1338,14 @@ test_music_other_users_cannot_edit_or_delete_a_track(void)
 
 	expect(disposable_track("others.wav", 701, id) == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("PUT", path, bob.access, "{\"title\":\"Stolen\"}");
+	res = http_bearer("PUT", path, bob.access, "{\"title\":\"Stolen\"}");
 	expect_status(&res, 403);
 	expect_json_str(&res, "error.code", "forbidden");
 	http_free(&res);
-	res = call("DELETE", path, bob.access, NULL);
+	res = http_bearer("DELETE", path, bob.access, NULL);
 	expect_status(&res, 403);
 	http_free(&res);
-	res = call("GET", path, bob.access, NULL);
+	res = http_bearer("GET", path, bob.access, NULL);
 	expect_status(&res, 200);
 	expect_json_str(&res, "title", "others.wav");
 	http_free(&res);
@@ -1373,7 +1360,7 @@ test_music_moderator_may_edit_and_delete_any_track(void)
 	expect(ensure_moderator() == 0);
 	expect(disposable_track("moderated.wav", 719, id) == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("PUT", path, moderator.access, "{\"title\":\"Moderated\"}");
+	res = http_bearer("PUT", path, moderator.access, "{\"title\":\"Moderated\"}");
 	expect_status(&res, 200);
 	expect_json_str(&res, "title", "Moderated");
 	http_free(&res);
@@ -1389,12 +1376,12 @@ test_music_uploader_changes_the_title(void)
 
 	expect(disposable_track("retitle.wav", 733, id) == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("PUT", path, alice.access, "{\"title\":\"New Title\",\"year\":2001}");
+	res = http_bearer("PUT", path, alice.access, "{\"title\":\"New Title\",\"year\":2001}");
 	expect_status(&res, 200);
 	expect_json_str(&res, "title", "New Title");
 	expect(json_int(&res, "year", 0) == 2001);
 	http_free(&res);
-	res = call("GET", path, bob.access, NULL);
+	res = http_bearer("GET", path, bob.access, NULL);
 	expect_json_str(&res, "title", "New Title");
 	http_free(&res);
 }
@@ -1407,17 +1394,17 @@ test_music_edit_refuses_file_path_and_uploaded_by(void)
 
 	expect(disposable_track("massassign.wav", 751, id) == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("PUT", path, alice.access,
+	res = http_bearer("PUT", path, alice.access,
 	    "{\"title\":\"Hacked\",\"file_path\":\"audio/../../secrets/jwt.secret\"}");
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.details.field", "file_path");
 	http_free(&res);
 	snprintf(body, sizeof(body), "{\"title\":\"Hacked\",\"uploaded_by\":\"%s\"}", bob.id);
-	res = call("PUT", path, alice.access, body);
+	res = http_bearer("PUT", path, alice.access, body);
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.details.field", "uploaded_by");
 	http_free(&res);
-	res = call("GET", path, alice.access, NULL);
+	res = http_bearer("GET", path, alice.access, NULL);
 	expect_json_str(&res, "title", "massassign.wav");
 	expect_json_str(&res, "uploaded_by", alice.id);
 	http_free(&res);
@@ -1440,7 +1427,7 @@ test_music_delete_removes_the_row_and_the_file(void)
 	    alice.id);
 	snprintf(used, sizeof(used), "%s", psql(sql));
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
-	res = call("DELETE", path, alice.access, NULL);
+	res = http_bearer("DELETE", path, alice.access, NULL);
 	expect_status(&res, 204);
 	http_free(&res);
 	expect(sh("test -e %s/storage/%s", stack_dir, file) != 0);
@@ -1526,7 +1513,7 @@ test_music_short_play_is_history_but_not_counted(void)
 	expect(ensure_upload("song.ogg", ogg_id) == 0);
 	before = play_count(ogg_id);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/play", ogg_id);
-	res = call("POST", path, bob.access, "{\"duration_played\":2}");
+	res = http_bearer("POST", path, bob.access, "{\"duration_played\":2}");
 	expect_status(&res, 201);
 	expect(json_has(&res, "counted") && !json_true(&res, "counted"));
 	expect(json_int(&res, "play_count", -1) == before);
@@ -1548,7 +1535,7 @@ test_music_full_play_is_counted(void)
 
 	expect(ensure_upload("long.mp3", long_id) == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", long_id);
-	res = call("GET", path, bob.access, NULL);
+	res = http_bearer("GET", path, bob.access, NULL);
 	duration = json_int(&res, "duration", 0);
 	http_free(&res);
 	expect(duration >= 60);
@@ -1556,7 +1543,7 @@ test_music_full_play_is_counted(void)
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/play", long_id);
 	snprintf(body, sizeof(body), "{\"duration_played\":%lld,\"source\":\"queue\"}",
 	    duration);
-	res = call("POST", path, bob.access, body);
+	res = http_bearer("POST", path, bob.access, body);
 	expect_status(&res, 201);
 	expect(json_true(&res, "counted"));
 	expect(json_int(&res, "play_count", -1) == before + 1);
@@ -1586,7 +1573,7 @@ test_music_genres_list_the_uploaded_ones_with_counts(void)
 	long		 a, b;
 
 	expect(ensure_set() == 0);
-	res = call("GET", "/api/music/genres", bob.access, NULL);
+	res = http_bearer("GET", "/api/music/genres", bob.access, NULL);
 	expect_status(&res, 200);
 	expect((a = find_named(&res, "genres", set_genre_a)) >= 0);
 	expect((b = find_named(&res, "genres", set_genre_b)) >= 0);
@@ -1604,7 +1591,7 @@ test_music_artists_list_the_uploaded_ones_with_counts(void)
 
 	expect(ensure_set() == 0);
 	snprintf(path, sizeof(path), "/api/music/artists?q=%s", set_artist_x);
-	res = call("GET", path, bob.access, NULL);
+	res = http_bearer("GET", path, bob.access, NULL);
 	expect_status(&res, 200);
 	expect((x = find_named(&res, "artists", set_artist_x)) >= 0);
 	expect(elem_int(json_array(&res, "artists"), (size_t)x, "track_count") == 3);
@@ -1622,7 +1609,7 @@ test_music_albums_list_the_uploaded_ones_with_counts(void)
 
 	expect(ensure_set() == 0);
 	snprintf(path, sizeof(path), "/api/music/albums?q=%s", set_album);
-	res = call("GET", path, bob.access, NULL);
+	res = http_bearer("GET", path, bob.access, NULL);
 	expect_status(&res, 200);
 	expect((i = find_named(&res, "albums", set_album)) >= 0);
 	expect(elem_int(json_array(&res, "albums"), (size_t)i, "track_count") == 2);
@@ -1642,7 +1629,7 @@ test_music_guest_may_list_and_stream_but_not_upload(void)
 	char		 path[128];
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
-	res = call("POST", "/api/auth/anonymous", NULL, NULL);
+	res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
 	expect(take_session(&res, &guest) == 0);
 	http_free(&res);
 	expect(status_of("GET", "/api/music/tracks", guest.access, NULL) == 200);
@@ -1665,7 +1652,7 @@ test_music_caller_without_credentials_gets_401(void)
 	char		 path[128];
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
-	res = call("GET", "/api/music/tracks", NULL, NULL);
+	res = http_bearer("GET", "/api/music/tracks", NULL, NULL);
 	expect_status(&res, 401);
 	expect(http_header(&res, "WWW-Authenticate") != NULL);
 	http_free(&res);
