@@ -106,8 +106,10 @@ rds_connect(void)
 	ctx = is_unix ? redisConnectUnixWithTimeout(host, tv) :
 	    redisConnectWithTimeout(host, port, tv);
 	if (ctx == NULL || ctx->err) {
-		log_warn("redis connect failed", "\"error\":\"%s\"",
-		    ctx ? ctx->errstr : "out of memory");
+		char	 esc[256];
+
+		json_escape_into(esc, 0, sizeof(esc), ctx ? ctx->errstr : "out of memory");
+		log_warn("redis connect failed", "\"error\":\"%s\"", esc);
 		rds_disconnect();
 		return -1;
 	}
@@ -165,7 +167,12 @@ rds_command(struct req *r, const char *fmt, ...)
 		 * one fresh connection is worth trying at once; if that fails
 		 * too, wait a second before the next attempt.
 		 */
-		log_warn("redis command failed", "\"error\":\"%s\"", ctx->errstr);
+		{
+			char	 esc[256];
+
+			json_escape_into(esc, 0, sizeof(esc), ctx->errstr);
+			log_warn("redis command failed", "\"error\":\"%s\"", esc);
+		}
 		rds_disconnect();
 		next_attempt_us = 0;
 	}

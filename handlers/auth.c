@@ -717,6 +717,34 @@ auth_user_get(struct req *r)
 }
 
 /*
+ * The update and, with a new password, the end of every other session
+ * commit together: a password change never leaves old sessions alive.
+ */
+struct profile_tx {
+	const char *const	*args;
+	int			 new_password;
+	PGresult		*res;
+};
+
+static enum app_err
+profile_body(struct req *r, void *arg)
+{
+	struct profile_tx	*t = arg;
+	PGresult		*x;
+	enum app_err		 err;
+
+	if ((err = db_exec(r, &t->res, &st_user_update, t->args)) != E_OK)
+		return err;
+	if (!t->new_password || PQntuples(t->res) != 1)
+		return E_OK;
+	if ((err = db_exec(r, &x, &st_refresh_revoke_user,
+	    (const char *const[]){ r->user_id })) != E_OK)
+		return err;
+	auth_revoke_user_tokens(r, r->user_id);
+	return E_OK;
+}
+
+/*
  * PUT /api/auth/user: display_name, email and password only; changing
  * the email or password needs current_password. Anything else in the
  * body (role, id, is_active...) is refused: no mass assignment.
@@ -784,21 +812,20 @@ auth_user_put(struct req *r)
 	args[4] = email;
 	args[5] = pw != NULL ? "t" : "f";
 	args[6] = pw != NULL ? hash : NULL;
-	err = db_exec(r, &res, &st_user_update, args);
+	{
+		struct profile_tx	 t = { args, pw != NULL, NULL };
+
+		err = db_tx(r, "READ COMMITTED", profile_body, &t);
+		res = t.res;
+	}
 	if (err == E_CONFLICT)
 		return req_fail(r, err, "that email is already registered", NULL);
 	if (err != E_OK)
 		return err;
-	if (PQntuples(res) != 1)
+	if (res == NULL || PQntuples(res) != 1)
 		return E_NOT_FOUND;
 	auth_forget_user(r, r->user_id);
 	if (pw != NULL) {
-		/* A new password ends every other session. */
-		PGresult	*x;
-
-		db_exec(r, &x, &st_refresh_revoke_user,
-		    (const char *const[]){ r->user_id });
-		auth_revoke_user_tokens(r, r->user_id);
 		if ((err = db_exec(r, &res, &st_user_by_id,
 		    (const char *const[]){ r->user_id })) != E_OK)
 			return err;
