@@ -490,6 +490,48 @@ vcache_slot(const char *token)
 	return (size_t)(h % VCACHE_SIZE);
 }
 
+/*
+ * The callers' own profiles (GET /api/auth/user), per worker, each with
+ * the profile generation it was read under: a changed generation in the
+ * shared tables means the row changed since.
+ */
+#define SELF_CACHE_SIZE	256
+
+static struct self_entry {
+	char		 user_id[40];
+	uint32_t	 gen;
+	char		*json;
+	size_t		 len;
+} self_cache[SELF_CACHE_SIZE];
+
+const char *
+auth_self_cached(const char *user_id, uint32_t gen, size_t *len)
+{
+	struct self_entry	*e = &self_cache[vcache_slot(user_id) % SELF_CACHE_SIZE];
+
+	if (e->json == NULL || e->gen != gen || strcmp(e->user_id, user_id) != 0)
+		return NULL;
+	*len = e->len;
+	return e->json;
+}
+
+void
+auth_self_store(const char *user_id, uint32_t gen, const char *json, size_t len)
+{
+	struct self_entry	*e = &self_cache[vcache_slot(user_id) % SELF_CACHE_SIZE];
+
+	if (strlen(user_id) >= sizeof(e->user_id))
+		return;
+	free(e->json);
+	if ((e->json = malloc(len + 1)) == NULL)
+		abort();
+	memcpy(e->json, json, len);
+	e->json[len] = '\0';
+	e->len = len;
+	e->gen = gen;
+	snprintf(e->user_id, sizeof(e->user_id), "%s", user_id);
+}
+
 void
 auth_cache_free(void)
 {
@@ -498,6 +540,10 @@ auth_cache_free(void)
 	for (i = 0; i < VCACHE_SIZE; i++) {
 		free(vcache[i].token);
 		vcache[i].token = NULL;
+	}
+	for (i = 0; i < SELF_CACHE_SIZE; i++) {
+		free(self_cache[i].json);
+		self_cache[i].json = NULL;
 	}
 }
 
@@ -536,7 +582,8 @@ static const struct db_stmt st_user_state = {
 static const struct db_stmt st_revoke_user = {
 	"auth_revoke_user",
 	"UPDATE users SET token_version = token_version + 1, token_version_at = now()"
-	" WHERE id = $1 RETURNING token_version",
+	" WHERE id = $1 RETURNING token_version,"
+	" floor(extract(epoch FROM token_version_at))::bigint",
 	1
 };
 
@@ -560,12 +607,14 @@ static const struct db_stmt st_denylist = {
 };
 
 /*
- * Is this access token still good? Redis answers in one round trip (the
- * jti deny-list and the user's token version); without Redis the database
- * does. A token older than the user's version belongs to before a
- * deactivation, role or password change: it ends at once. Redis keeps a
- * version only as long as an access token can live, so a missing key
- * means no change within a token's lifetime.
+ * Is this access token still good? The pool's shared tables answer
+ * without a round trip while their watcher is live (fcgi/revoke.c).
+ * Otherwise Redis answers in one round trip (the jti deny-list and the
+ * user's token version), and without Redis the database does. A token
+ * older than the user's version belongs to before a deactivation, role
+ * or password change: it ends at once. Redis keeps a version only as long
+ * as an access token can live, so a missing key means no change within a
+ * token's lifetime.
  */
 static enum app_err
 token_still_valid(struct req *r, const struct access_claims *c, const char **why)
@@ -575,6 +624,15 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 	const char		*args[2] = { c->sub, c->jti };
 	enum app_err		 err;
 
+	switch (revoke_token_state(c->sub, c->jti, c->ver, time(NULL))) {
+	case 0:
+		return E_OK;
+	case 1:
+		*why = "token was revoked";
+		return E_UNAUTHORIZED;
+	default:
+		break;
+	}
 	/* The caller's cached profile rides along: GET /api/auth/user is hot. */
 	rep = rds_command(r, "MGET deny:%s tver:%s uself:%s", c->jti, c->sub, c->sub);
 	if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
@@ -602,10 +660,65 @@ token_still_valid(struct req *r, const struct access_claims *c, const char **why
 	return E_OK;
 }
 
+/*
+ * What a committed change means outside the database, applied only once
+ * it has committed (db_after_commit): a rolled-back version bump written
+ * early would lock the user out for a token's lifetime.
+ */
+struct auth_change {
+	struct req	*r;
+	const char	*key;		/* user id or jti */
+	long		 n;		/* version or expiry */
+	time_t		 at;
+};
+
+static void
+profile_changed(void *arg)
+{
+	struct auth_change	*a = arg;
+
+	revoke_note_profile(a->key);
+	rds_command(a->r, "DEL uself:%s", a->key);
+}
+
+static void
+version_changed(void *arg)
+{
+	struct auth_change	*a = arg;
+
+	revoke_note_version(a->key, a->n, a->at);
+	rds_command(a->r, "SET tver:%s %ld EX %ld", a->key, a->n,
+	    cfg.access_ttl_s + CLOCK_SKEW_S);
+	rds_command(a->r, "DEL uself:%s", a->key);
+}
+
+static void
+jti_denied(void *arg)
+{
+	struct auth_change	*a = arg;
+	long			 ttl = a->n - (long)time(NULL);
+
+	revoke_note_jti(a->key, a->n);
+	if (ttl > 0)
+		rds_command(a->r, "SET deny:%s 1 EX %ld", a->key, ttl + CLOCK_SKEW_S);
+}
+
+static struct auth_change *
+auth_change(struct req *r, const char *key, long n, time_t at)
+{
+	struct auth_change	*a = pool_alloc(r->pool, sizeof(*a));
+
+	a->r = r;
+	a->key = pool_strdup(r->pool, key);
+	a->n = n;
+	a->at = at;
+	return a;
+}
+
 void
 auth_forget_user(struct req *r, const char *user_id)
 {
-	rds_command(r, "DEL uself:%s", user_id);
+	db_after_commit(profile_changed, auth_change(r, user_id, 0, 0));
 }
 
 void
@@ -614,10 +727,9 @@ auth_revoke_user_tokens(struct req *r, const char *user_id)
 	PGresult	*res;
 	const char	*args[1] = { user_id };
 
-	auth_forget_user(r, user_id);
 	if (db_exec(r, &res, &st_revoke_user, args) == E_OK && PQntuples(res) == 1)
-		rds_command(r, "SET tver:%s %s EX %ld", user_id,
-		    PQgetvalue(res, 0, 0), cfg.access_ttl_s + CLOCK_SKEW_S);
+		db_after_commit(version_changed, auth_change(r, user_id,
+		    atol(PQgetvalue(res, 0, 0)), (time_t)atoll(PQgetvalue(res, 0, 1))));
 }
 
 void
@@ -626,13 +738,13 @@ auth_deny_jti(struct req *r, const char *jti, const char *user_id, long exp)
 	PGresult	*res;
 	char		 expstr[24];
 	const char	*args[3] = { jti, user_id, expstr };
-	long		 ttl = exp - (long)time(NULL);
 
-	if (ttl <= 0)
+	if (exp <= (long)time(NULL))
 		return;
 	snprintf(expstr, sizeof(expstr), "%ld", exp);
+	/* Without the database the token still ends here and in Redis. */
 	db_exec(r, &res, &st_deny_jti, args);
-	rds_command(r, "SET deny:%s 1 EX %ld", jti, ttl + CLOCK_SKEW_S);
+	db_after_commit(jti_denied, auth_change(r, jti, exp, 0));
 }
 
 /*

@@ -22,6 +22,11 @@ static size_t			 nprepared;
 static uint64_t			 next_attempt_us;
 static int			 in_tx;
 static char			 last_sqlstate[6];
+static struct {
+	void	(*fn)(void *);
+	void	*arg;
+}				 after_commit[16];
+static size_t			 nafter_commit;
 
 PGconn *
 db_conn(void)
@@ -85,6 +90,7 @@ db_disconnect(void)
 	conn = NULL;
 	nprepared = 0;
 	in_tx = 0;
+	nafter_commit = 0;
 }
 
 /* Connected, or reconnected now if the back-off allows. */
@@ -244,6 +250,30 @@ retryable(void)
 	    strcmp(last_sqlstate, "40P01") == 0;
 }
 
+void
+db_after_commit(void (*fn)(void *), void *arg)
+{
+	if (!in_tx) {
+		fn(arg);
+		return;
+	}
+	if (nafter_commit == sizeof(after_commit) / sizeof(after_commit[0]))
+		abort();	/* a handler queues a handful at most */
+	after_commit[nafter_commit].fn = fn;
+	after_commit[nafter_commit].arg = arg;
+	nafter_commit++;
+}
+
+static void
+after_commit_run(int committed)
+{
+	size_t	 i, n = nafter_commit;
+
+	nafter_commit = 0;
+	for (i = 0; committed && i < n; i++)
+		after_commit[i].fn(after_commit[i].arg);
+}
+
 enum app_err
 db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg)
 {
@@ -264,12 +294,14 @@ db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg)
 			err = simple("COMMIT") == 0 ? E_OK :
 			    db_sqlstate_err(last_sqlstate);
 			in_tx = 0;
+			after_commit_run(err == E_OK);
 			if (err == E_OK || !retryable())
 				return err;
 		} else {
 			if (PQstatus(conn) == CONNECTION_OK)
 				simple("ROLLBACK");
 			in_tx = 0;
+			after_commit_run(0);
 			if (!retryable())
 				return err;
 		}

@@ -196,6 +196,13 @@ typedef enum app_err (*db_tx_fn)(struct req *, void *arg);
  * transaction on serialization failure or deadlock up to 3 times.
  */
 enum app_err	 db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg);
+/*
+ * Run fn(arg) once the current transaction commits, or now outside one;
+ * dropped if it rolls back. For effects outside the database (caches,
+ * shared memory) that must never run ahead of the data. arg must live
+ * until then (the request pool).
+ */
+void		 db_after_commit(void (*fn)(void *), void *arg);
 /* Map a SQLSTATE to an API error. Pure; tested. */
 enum app_err	 db_sqlstate_err(const char *sqlstate);
 const char	*db_last_sqlstate(void);
@@ -451,6 +458,13 @@ enum app_err	 auth_verify_cached(const char *token, time_t now,
 		    struct access_claims *c, const char **why);
 void		 auth_cache_free(void);
 /*
+ * This worker's copy of user_id's profile JSON if it was read under
+ * generation gen, else NULL. OUT: *len. Valid until the next store.
+ */
+const char	*auth_self_cached(const char *user_id, uint32_t gen, size_t *len);
+void		 auth_self_store(const char *user_id, uint32_t gen, const char *json,
+		    size_t len);
+/*
  * Who is calling: a Bearer token or an API key (Authorization: ApiKey or
  * X-API-Key). No credentials is E_OK with r->user_id NULL.
  */
@@ -464,6 +478,33 @@ void		 auth_deny_jti(struct req *r, const char *jti, const char *user_id,
 		    long exp);
 /* Copy unexpired deny-list entries from the database back into Redis. */
 void		 auth_resync_denylist(void);
+
+/* ---- revoke.c ------------------------------------------------------- */
+
+/* The shared tables; the master makes them before forking. 0 if made. */
+int		 revoke_shm_create(void);
+void		 revoke_shm_destroy(void);
+/*
+ * Is the token of user_id with jti and version ver ended? 0 no, 1 yes,
+ * -1 unknown here (no watcher live): ask Redis or the database.
+ */
+int		 revoke_token_state(const char *user_id, const char *jti, long ver,
+		    time_t now);
+/* The profile generation of user_id; -1 when not live. OUT: *gen. */
+int		 revoke_profile_gen(const char *user_id, uint32_t *gen);
+int		 revoke_is_live(void);
+/* This process's own changes, written right after their commit. */
+void		 revoke_note_version(const char *user_id, long ver, time_t at);
+void		 revoke_note_jti(const char *jti, long exp);
+void		 revoke_note_profile(const char *user_id);
+/* Apply one djamms_auth announcement (sql/006). 0 if understood. */
+int		 revoke_apply(const char *payload);
+void		 revoke_set_live(int live);
+/* OUT: the figures for /api/system/status. */
+void		 revoke_stats(int *live, unsigned *versions, unsigned *denied,
+		    unsigned long *applied);
+/* The watcher process: LISTEN, load, apply; never returns. */
+void		 revoke_watch_run(pid_t parent) __attribute__((noreturn));
 
 /* Argon2id with cfg parameters; waits for a pool-wide permit. OUT: out. */
 enum app_err	 password_hash(const char *pw, size_t len, char *out, size_t cap);

@@ -51,6 +51,9 @@ static uint64_t		 drain_deadline_us;
 static int		 exit_code;
 static int		 reload_next = -1;	/* next slot to replace, -1: idle */
 static int		 early_deaths;		/* in a row, across the pool */
+static pid_t		 watcher_pid;		/* fcgi/revoke.c's LISTEN process */
+static uint64_t		 watcher_respawn_us;
+static int		 watcher_replacing;	/* SIGHUP: a new one at once */
 
 void
 pool_counts(int *alive, int *busy)
@@ -170,6 +173,29 @@ spawn(int i, int sigfd)
 	ctl[i].deadline_killed = 0;
 }
 
+/*
+ * The revocation watcher keeps the shared token tables current. While it
+ * is away the workers check tokens against Redis, so its death costs
+ * speed, never correctness; it is restarted a second later.
+ */
+static void
+spawn_watcher(int sigfd)
+{
+	pid_t	 pid = fork();
+
+	if (pid < 0) {
+		watcher_respawn_us = now_us() + 1000000;
+		return;
+	}
+	if (pid == 0) {
+		close(sigfd);
+		close(listen_fd);
+		revoke_watch_run(master_pid);
+	}
+	watcher_pid = pid;
+	watcher_respawn_us = 0;
+}
+
 static void
 begin_drain(int code)
 {
@@ -185,6 +211,8 @@ begin_drain(int code)
 	for (i = 0; i < pool_shm->nslots; i++)
 		if (pool_shm->slots[i].pid > 0)
 			kill(pool_shm->slots[i].pid, SIGTERM);
+	if (watcher_pid > 0)
+		kill(watcher_pid, SIGTERM);
 }
 
 static void
@@ -199,6 +227,21 @@ reap(void)
 		uint64_t		 now = now_us(), lived;
 		int			 clean;
 
+		if (pid == watcher_pid) {
+			revoke_set_live(0);
+			watcher_pid = 0;
+			if (watcher_replacing && !draining) {
+				watcher_replacing = 0;
+				watcher_respawn_us = now;
+			} else if (!draining) {
+				log_warn("revocation watcher died", "\"exit\":%d,"
+				    "\"signal\":%d", WIFEXITED(status) ?
+				    WEXITSTATUS(status) : -1, WIFSIGNALED(status) ?
+				    WTERMSIG(status) : 0);
+				watcher_respawn_us = now + 1000000;
+			}
+			continue;
+		}
 		for (i = 0; i < pool_shm->nslots; i++)
 			if (pool_shm->slots[i].pid == pid) {
 				s = &pool_shm->slots[i];
@@ -371,6 +414,8 @@ master_run(void)
 	if (sem_init(&pool_shm->hash_sem, 1, (unsigned)cfg.hash_concurrency) != 0)
 		return 1;
 	pool_shm->master_started_us = now_us();
+	if (revoke_shm_create() != 0)
+		return 1;
 	ctl = calloc((size_t)cfg.workers, sizeof(*ctl));
 	if (ctl == NULL)
 		abort();
@@ -388,6 +433,7 @@ master_run(void)
 	if ((sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
 		return 1;
 
+	spawn_watcher(sigfd);
 	for (i = 0; i < cfg.workers; i++)
 		spawn(i, sigfd);
 	log_info("pool started", "\"workers\":%d,\"max_requests\":%ld,"
@@ -408,6 +454,10 @@ master_run(void)
 				if (!draining && reload_next < 0) {
 					log_info("reload requested", NULL);
 					reload_next = 0;
+					if (watcher_pid > 0) {
+						watcher_replacing = 1;
+						kill(watcher_pid, SIGTERM);
+					}
 				}
 				break;
 			default:
@@ -417,7 +467,7 @@ master_run(void)
 		}
 		reap();
 		if (draining) {
-			if (alive_count() == 0)
+			if (alive_count() == 0 && watcher_pid == 0)
 				break;
 			if (now_us() >= drain_deadline_us) {
 				uint32_t	 j;
@@ -427,12 +477,17 @@ master_run(void)
 				for (j = 0; j < pool_shm->nslots; j++)
 					if (pool_shm->slots[j].pid > 0)
 						kill(pool_shm->slots[j].pid, SIGKILL);
+				if (watcher_pid > 0)
+					kill(watcher_pid, SIGKILL);
 				drain_deadline_us = (uint64_t)-1;
 			}
 			continue;
 		}
 		check_deadlines();
 		respawn_due(sigfd);
+		if (watcher_pid == 0 && watcher_respawn_us != 0 &&
+		    now_us() >= watcher_respawn_us)
+			spawn_watcher(sigfd);
 		reload_step();
 	}
 
@@ -443,6 +498,7 @@ master_run(void)
 	log_info("pool stopped", "\"exit\":%d", exit_code);
 	free(ctl);
 	sem_destroy(&pool_shm->hash_sem);
+	revoke_shm_destroy();
 	munmap(pool_shm, shm_size);
 	pool_shm = NULL;
 	return exit_code;

@@ -688,16 +688,31 @@ auth_logout(struct req *r)
 /* ---- the caller's own account --------------------------------------- */
 
 /*
- * GET /api/auth/user. Served from the profile cached in Redis when the
- * token check brought it along; every change to the row drops it.
+ * GET /api/auth/user. While the pool's shared tables are live, served
+ * from this worker's copy of the profile, good as long as the profile
+ * generation it was read under (every change to the row moves it, see
+ * sql/006). Otherwise from the copy in Redis that the token check brought
+ * along. The generation is read before the row, so a change committed in
+ * between leaves a copy that is already stale, never one that looks new.
  */
 static enum app_err
 auth_user_get(struct req *r)
 {
 	PGresult	*res;
 	enum app_err	 err;
+	uint32_t	 gen;
+	int		 live = revoke_profile_gen(r->user_id, &gen) == 0;
+	const char	*json;
+	size_t		 len;
 
-	if (r->self_cache != NULL) {
+	if (live && (json = auth_self_cached(r->user_id, gen, &len)) != NULL) {
+		r->status = 200;
+		r->content_type = "application/json";
+		r->body = json;
+		r->body_len = len;
+		return E_OK;
+	}
+	if (!live && r->self_cache != NULL) {
 		r->status = 200;
 		r->content_type = "application/json";
 		r->body = r->self_cache;
@@ -710,7 +725,9 @@ auth_user_get(struct req *r)
 	if (PQntuples(res) != 1)
 		return E_NOT_FOUND;
 	err = resp_json(r, 200, self_json(res));
-	if (r->api_key_id == NULL)
+	if (err == E_OK && live)
+		auth_self_store(r->user_id, gen, r->body, r->body_len);
+	else if (err == E_OK && r->api_key_id == NULL)
 		rds_command(r, "SET uself:%s %b EX 60", r->user_id, r->body,
 		    r->body_len);
 	return err;

@@ -137,6 +137,30 @@ check_pool(int *ok)
 	return o;
 }
 
+/*
+ * Token checks from the pool's shared tables ("shared") or, while their
+ * watcher is away, against Redis ("redis"). Either is correct, so this
+ * never fails the status; it says which speed to expect.
+ */
+static struct json_object *
+check_token_state(void)
+{
+	struct json_object	*o = json_object_new_object();
+	int			 live;
+	unsigned		 versions, denied;
+	unsigned long		 applied;
+
+	revoke_stats(&live, &versions, &denied, &applied);
+	json_object_object_add(o, "status", json_object_new_string("ok"));
+	json_object_object_add(o, "source",
+	    json_object_new_string(live ? "shared" : "redis"));
+	json_object_object_add(o, "versions", json_object_new_int((int)versions));
+	json_object_object_add(o, "denied", json_object_new_int((int)denied));
+	json_object_object_add(o, "announcements",
+	    json_object_new_int64((int64_t)applied));
+	return o;
+}
+
 /* GET /api/system/status: 200 when every check passes, else 503. */
 static enum app_err
 system_status(struct req *r)
@@ -149,6 +173,7 @@ system_status(struct req *r)
 	json_object_object_add(checks, "redis", check_redis(&redis_up));
 	json_object_object_add(checks, "storage", check_storage(&storage_up));
 	json_object_object_add(checks, "pool", check_pool(&pool_up));
+	json_object_object_add(checks, "tokens", check_token_state());
 	{
 		int	 ok = db_up && redis_up && storage_up && pool_up;
 

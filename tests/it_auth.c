@@ -553,6 +553,121 @@ test_sessions_survive_a_reload_of_every_worker(void)
 	expect(status_of("POST", "/api/auth/refresh", NULL, body) == 200);
 }
 
+/* ---- the shared token tables (fcgi/revoke.c) -------------------------- */
+
+/* checks.tokens.source of /api/system/status: "shared" or "redis". */
+static int
+token_source_is(const char *want, int wait_ms)
+{
+	int	 waited;
+
+	for (waited = 0;; waited += 50) {
+		struct http_res	 res = http_bearer("GET", "/api/system/status", NULL, NULL);
+		const char	*src = json_str(&res, "checks.tokens.source");
+		int		 same = src != NULL && strcmp(src, want) == 0;
+
+		http_free(&res);
+		if (same)
+			return 1;
+		if (waited >= wait_ms)
+			return 0;
+		sleep_ms(50);
+	}
+}
+
+/* Poll path with token until it answers want; 1 if it did within ms. */
+static int
+status_becomes(const char *path, const char *token, long want, int ms)
+{
+	int	 waited;
+
+	for (waited = 0; waited <= ms; waited += 20) {
+		if (status_of("GET", path, token, NULL) == want)
+			return 1;
+		sleep_ms(20);
+	}
+	return 0;
+}
+
+static void
+test_token_checks_use_the_shared_tables(void)
+{
+	expect(token_source_is("shared", 5000));
+}
+
+/*
+ * A change made behind the service's back (an operator in psql, another
+ * machine) reaches every worker through the announcement.
+ */
+static void
+test_a_version_bump_in_psql_ends_tokens_within_a_second(void)
+{
+	struct session	 s;
+	char		 sql[256];
+
+	expect(token_source_is("shared", 5000));
+	expect(new_user("vera", &s, NULL, 0) == 0);
+	expect(status_of("GET", "/api/auth/user", s.access, NULL) == 200);
+	snprintf(sql, sizeof(sql), "UPDATE users SET token_version = token_version + 1,"
+	    " token_version_at = now() WHERE id = '%s'", s.id);
+	psql(sql);
+	expect(status_becomes("/api/auth/user", s.access, 401, 1000));
+}
+
+static void
+test_a_profile_changed_in_psql_is_served_fresh(void)
+{
+	struct session	 s;
+	char		 sql[256];
+	int		 i, fresh = 0;
+
+	expect(token_source_is("shared", 5000));
+	expect(new_user("wade", &s, NULL, 0) == 0);
+	for (i = 0; i < 8; i++)		/* every worker holds a copy now */
+		expect(status_of("GET", "/api/auth/user", s.access, NULL) == 200);
+	snprintf(sql, sizeof(sql), "UPDATE users SET display_name = 'Wade Changed'"
+	    " WHERE id = '%s'", s.id);
+	psql(sql);
+	for (i = 0; i < 50 && fresh < 8; i++) {
+		struct http_res	 res = http_bearer("GET", "/api/auth/user", s.access, NULL);
+		const char	*d = json_str(&res, "display_name");
+
+		fresh = d != NULL && strcmp(d, "Wade Changed") == 0 ? fresh + 1 : 0;
+		http_free(&res);
+		if (fresh == 0)
+			sleep_ms(20);
+	}
+	expect(fresh == 8);
+}
+
+/*
+ * Without the watcher the pool falls back to Redis: a logout still ends
+ * the token at once. The master brings a new watcher up within seconds.
+ */
+static void
+test_revocation_holds_while_the_watcher_is_away(void)
+{
+	struct session	 s, s2;
+	char		 body[256];
+	const char	*pid;
+
+	expect(token_source_is("shared", 5000));
+	pid = sh_out("pgrep -P $(cat %s/run/djamms.pid) -x djamms-revoke", stack_dir);
+	expect(atol(pid) > 0);
+	expect(sh("kill -KILL %ld", atol(pid)) == 0);
+	expect(token_source_is("redis", 2000));
+	expect(new_user("xena", &s, NULL, 0) == 0);
+	expect(new_user("yuri", &s2, NULL, 0) == 0);
+	expect(status_of("GET", "/api/auth/user", s.access, NULL) == 200);
+	snprintf(body, sizeof(body), "{\"refresh_token\":\"%s\"}", s.refresh);
+	expect(status_of("POST", "/api/auth/logout", s.access, body) == 204);
+	expect(status_of("GET", "/api/auth/user", s.access, NULL) == 401);
+	/* The new watcher loads what happened while it was away. */
+	expect(token_source_is("shared", 8000));
+	expect(status_of("GET", "/api/auth/user", s.access, NULL) == 401);
+	expect(status_of("GET", "/api/auth/user", s2.access, NULL) == 200);
+}
+
 /* ---- the account ------------------------------------------------------ */
 
 static void
@@ -1009,6 +1124,10 @@ const struct it_test auth_tests[] = {
 	T(test_no_token_is_401_with_www_authenticate),
 	T(test_forged_tokens_are_refused),
 	T(test_logout_ends_the_access_and_refresh_token),
+	T(test_token_checks_use_the_shared_tables),
+	T(test_a_version_bump_in_psql_ends_tokens_within_a_second),
+	T(test_a_profile_changed_in_psql_is_served_fresh),
+	T(test_revocation_holds_while_the_watcher_is_away),
 	T(test_refresh_rotates_and_reuse_revokes_the_family),
 	T(test_sessions_survive_a_reload_of_every_worker),
 	T(test_profile_updates_refuse_mass_assignment),

@@ -2390,6 +2390,167 @@ static const struct token_user	 alice = {
 static struct config	 saved_cfg;
 
 /* cfg as the server has it, with secret_a; the caller's cfg comes back after. */
+
+/* ---- revoke.c: the shared token tables -------------------------------- */
+
+static int
+revoke_setup(void **state)
+{
+	pool_setup(state);
+	cfg.access_ttl_s = 900;
+	assert_int_equal(revoke_shm_create(), 0);
+	return 0;
+}
+
+static int
+revoke_teardown(void **state)
+{
+	revoke_shm_destroy();
+	return pool_teardown(state);
+}
+
+#define UID_A	"11111111-1111-1111-1111-111111111111"
+#define UID_B	"22222222-2222-2222-2222-222222222222"
+#define JTI_A	"AAAAAAAAAAAAAAAAAAAAAAAA"
+
+static void
+test_revoke_is_unknown_until_a_watcher_is_live(void **state)
+{
+	uint32_t	 gen;
+	time_t		 now = time(NULL);
+
+	(void)state;
+	revoke_note_jti(JTI_A, (long)now + 600);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 0, now), -1);
+	assert_int_equal(revoke_profile_gen(UID_A, &gen), -1);
+	assert_false(revoke_is_live());
+	revoke_set_live(1);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 0, now), 1);
+	revoke_set_live(0);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 0, now), -1);
+}
+
+static void
+test_revoke_version_ends_older_tokens_of_that_user_only(void **state)
+{
+	time_t	 now = time(NULL);
+
+	(void)state;
+	revoke_set_live(1);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 3, now), 0);
+	revoke_note_version(UID_A, 4, now);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 3, now), 1);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 4, now), 0);
+	assert_int_equal(revoke_token_state(UID_B, JTI_A, 0, now), 0);
+	/* An older announcement arriving late never lowers the version. */
+	assert_int_equal(revoke_apply("v " UID_A " 2 1"), 0);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 3, now), 1);
+	/* Past a token's lifetime the entry no longer matters. */
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 3, now + 900 + 121), 0);
+}
+
+static void
+test_revoke_jti_ends_one_token_until_it_expires(void **state)
+{
+	time_t	 now = time(NULL);
+	char	 note[128];
+
+	(void)state;
+	revoke_set_live(1);
+	snprintf(note, sizeof(note), "d %s %ld", JTI_A, (long)now + 60);
+	assert_int_equal(revoke_apply(note), 0);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 0, now), 1);
+	assert_int_equal(revoke_token_state(UID_A, "BBBBBBBBBBBBBBBBBBBBBBBB", 0, now), 0);
+	assert_int_equal(revoke_token_state(UID_A, JTI_A, 0, now + 60 + 121), 0);
+	/* An already expired token is not worth an entry. */
+	snprintf(note, sizeof(note), "d CCCCCCCCCCCCCCCCCCCCCCCC %ld", (long)now - 1000);
+	assert_int_equal(revoke_apply(note), 0);
+	assert_int_equal(revoke_token_state(UID_A, "CCCCCCCCCCCCCCCCCCCCCCCC", 0, now), 0);
+}
+
+static void
+test_revoke_profile_generation_moves_on_each_change(void **state)
+{
+	uint32_t	 g1, g2, g3, other1, other2;
+
+	(void)state;
+	revoke_set_live(1);
+	assert_int_equal(revoke_profile_gen(UID_A, &g1), 0);
+	assert_int_equal(revoke_profile_gen(UID_B, &other1), 0);
+	assert_int_equal(revoke_apply("p " UID_A), 0);
+	assert_int_equal(revoke_profile_gen(UID_A, &g2), 0);
+	assert_int_not_equal(g1, g2);
+	revoke_note_version(UID_A, 1, time(NULL));	/* a version bump is a change too */
+	assert_int_equal(revoke_profile_gen(UID_A, &g3), 0);
+	assert_int_not_equal(g2, g3);
+	assert_int_equal(revoke_profile_gen(UID_B, &other2), 0);
+	assert_int_equal(other1, other2);
+}
+
+static void
+test_revoke_apply_refuses_what_it_does_not_understand(void **state)
+{
+	(void)state;
+	assert_int_equal(revoke_apply(""), -1);
+	assert_int_equal(revoke_apply("x " UID_A), -1);
+	assert_int_equal(revoke_apply("v " UID_A), -1);
+	assert_int_equal(revoke_apply("v " UID_A " 3"), -1);
+	assert_int_equal(revoke_apply("d " JTI_A), -1);
+	assert_int_equal(revoke_apply("p 0123456789012345678901234567890123456789"
+	    "0123456789"), -1);
+}
+
+/*
+ * A table that fills with live entries cannot hold everything: it says
+ * so (unknown, so callers ask Redis) instead of forgetting a revocation.
+ */
+static void
+test_revoke_full_table_is_not_trusted(void **state)
+{
+	time_t	 now = time(NULL);
+	char	 jti[32];
+	int	 i, state_seen = 0;
+
+	(void)state;
+	revoke_set_live(1);
+	for (i = 0; i < 16384; i++) {
+		snprintf(jti, sizeof(jti), "J%023d", i);
+		revoke_note_jti(jti, (long)now + 600);
+	}
+	state_seen = revoke_token_state(UID_A, "J00000000000000000000000", 0, now);
+	assert_int_equal(state_seen, -1);
+	assert_false(revoke_is_live());
+}
+
+/*
+ * Expired entries make room: a long-running pool never fills up. The
+ * first batch lives one second, then the second batch needs its room.
+ */
+static void
+test_revoke_expired_entries_are_purged(void **state)
+{
+	time_t	 now = time(NULL);
+	char	 jti[32];
+	int	 i;
+
+	(void)state;
+	revoke_set_live(1);
+	for (i = 0; i < 12000; i++) {
+		snprintf(jti, sizeof(jti), "J%023d", i);
+		revoke_note_jti(jti, (long)now + 1 - 120);	/* the margin is 120 s */
+	}
+	assert_int_equal(revoke_token_state(UID_A, "J00000000000000000000007", 0, now), 1);
+	sleep(2);
+	now = time(NULL);
+	for (i = 0; i < 12000; i++) {
+		snprintf(jti, sizeof(jti), "K%023d", i);
+		revoke_note_jti(jti, (long)now + 600);
+	}
+	assert_true(revoke_is_live());
+	assert_int_equal(revoke_token_state(UID_A, "K00000000000000000011995", 0, now), 1);
+	assert_int_equal(revoke_token_state(UID_A, "J00000000000000000000007", 0, now), 0);
+}
+
 static int
 auth_setup(void **state)
 {
@@ -3035,6 +3196,7 @@ test_auth_init_refuses_short_or_missing_secrets(void **state)
 #define TT(f)	cmocka_unit_test_setup_teardown(f, pool_setup_test_routes, \
 		    pool_teardown)
 #define TA(f)	cmocka_unit_test_setup_teardown(f, auth_setup, auth_teardown)
+#define TR(f)	cmocka_unit_test_setup_teardown(f, revoke_setup, revoke_teardown)
 
 int
 main(void)
@@ -3203,6 +3365,14 @@ main(void)
 		TA(test_access_token_survives_key_rotation_only_by_the_previous_key),
 		TA(test_verify_cache_never_outlives_the_checks),
 		TA(test_auth_init_refuses_short_or_missing_secrets),
+		/* revoke.c */
+		TR(test_revoke_is_unknown_until_a_watcher_is_live),
+		TR(test_revoke_version_ends_older_tokens_of_that_user_only),
+		TR(test_revoke_jti_ends_one_token_until_it_expires),
+		TR(test_revoke_profile_generation_moves_on_each_change),
+		TR(test_revoke_apply_refuses_what_it_does_not_understand),
+		TR(test_revoke_full_table_is_not_trusted),
+		TR(test_revoke_expired_entries_are_purged),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
