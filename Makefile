@@ -42,6 +42,8 @@ HDRS	 = $(wildcard fcgi/*.h)
 all: $(B)/djamms $(B)/test_unit $(B)/test_integration $(B)/bare_responder $(B)/test_media
 
 $(B)/%.o: %.c $(HDRS)
+	@pkg-config --exists --print-errors $(PKGS) || \
+	    { echo "missing libraries: run tools/deps" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
