@@ -14,11 +14,22 @@
 #include "djamms.h"
 
 #define MAX_PREPARED	512
+#define MAX_DYNAMIC	64
 #define TX_RETRIES	3
 
 static PGconn			*conn;
 static const struct db_stmt	*prepared[MAX_PREPARED];
 static size_t			 nprepared;
+/*
+ * Statements built at run time from allow-listed parts (a list with its
+ * filters and sort) are prepared too, keyed by their exact text: the
+ * common shapes are planned once per connection, not on every request.
+ */
+static struct {
+	char	*sql;
+	char	 name[16];
+}				 dynamic[MAX_DYNAMIC];
+static size_t			 ndynamic;
 static uint64_t			 next_attempt_us;
 static int			 in_tx;
 static char			 last_sqlstate[6];
@@ -45,6 +56,45 @@ notice_quiet(void *arg, const char *message)
 {
 	(void)arg;
 	(void)message;		/* NOTICEs from migrations are not errors */
+}
+
+static void
+dynamic_forget(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < ndynamic; i++)
+		free(dynamic[i].sql);
+	ndynamic = 0;
+}
+
+/*
+ * The name under which this text is prepared on the connection, preparing
+ * it now if need be; NULL when the table is full or preparing failed (the
+ * caller then runs it unnamed).
+ */
+static const char *
+dynamic_name(const struct db_stmt *st)
+{
+	PGresult	*pr;
+	size_t		 i;
+
+	for (i = 0; i < ndynamic; i++)
+		if (strcmp(dynamic[i].sql, st->sql) == 0)
+			return dynamic[i].name;
+	if (ndynamic == MAX_DYNAMIC ||
+	    (dynamic[ndynamic].sql = strdup(st->sql)) == NULL)
+		return NULL;
+	snprintf(dynamic[ndynamic].name, sizeof(dynamic[ndynamic].name),
+	    "dyn_%zu", ndynamic);
+	pr = PQprepare(conn, dynamic[ndynamic].name, st->sql, st->nparams, NULL);
+	if (pr == NULL || PQresultStatus(pr) != PGRES_COMMAND_OK) {
+		PQclear(pr);
+		free(dynamic[ndynamic].sql);
+		return NULL;
+	}
+	PQclear(pr);
+	return dynamic[ndynamic++].name;
 }
 
 int
@@ -78,6 +128,7 @@ db_connect(void)
 	}
 	PQsetNoticeProcessor(conn, notice_quiet, NULL);
 	nprepared = 0;
+	dynamic_forget();
 	in_tx = 0;
 	return 0;
 }
@@ -89,6 +140,7 @@ db_disconnect(void)
 		PQfinish(conn);
 	conn = NULL;
 	nprepared = 0;
+	dynamic_forget();
 	in_tx = 0;
 	nafter_commit = 0;
 }
@@ -179,9 +231,15 @@ result_err(const struct db_stmt *st, PGresult *res)
 static PGresult *
 exec_once(const struct db_stmt *st, const char *const *args)
 {
-	if (st->name == NULL)	/* built from allow-listed parts: unnamed */
+	if (st->name == NULL) {	/* built from allow-listed parts */
+		const char	*name = in_tx ? NULL : dynamic_name(st);
+
+		if (name != NULL)
+			return PQexecPrepared(conn, name, st->nparams, args, NULL,
+			    NULL, 0);
 		return PQexecParams(conn, st->sql, st->nparams, NULL, args, NULL,
 		    NULL, 0);
+	}
 	if (!is_prepared(st)) {
 		PGresult	*pr = PQprepare(conn, st->name, st->sql,
 				    st->nparams, NULL);

@@ -368,6 +368,20 @@ enum app_err	 query_only(struct req *, const char *const *known);
 void		 resp_header(struct req *r, const char *name, const char *val);
 /* Serialise obj as the body. Takes ownership of obj (pool cleanup). */
 enum app_err	 resp_json(struct req *r, int status, struct json_object *obj);
+/*
+ * A body that is JSON already (a document the database wrote). json is not
+ * copied: it must live as long as the request (pool memory, a PGresult).
+ */
+enum app_err	 resp_json_text(struct req *r, int status, const char *json,
+		    size_t len);
+/*
+ * {"key":[...],...rest}: the array holds column col of the first nrows rows
+ * of res, each a JSON document the database wrote; rest (owned: freed with
+ * the request) holds the other members.
+ */
+enum app_err	 resp_json_list(struct req *r, int status, const char *key,
+		    struct pg_result *res, int col, int nrows,
+		    struct json_object *rest);
 /* A column as a JSON string or integer; SQL NULL is JSON null. */
 struct json_object *pg_json_str(struct pg_result *, int row, int col);
 struct json_object *pg_json_int(struct pg_result *, int row, int col);
@@ -499,6 +513,27 @@ void		 revoke_note_jti(const char *jti, long exp);
 void		 revoke_note_profile(const char *user_id);
 /* Apply one djamms_auth announcement (sql/006). 0 if understood. */
 int		 revoke_apply(const char *payload);
+/*
+ * The library's version on this machine, moved on by every library change
+ * (announced by sql/008, or made here: revoke_library_bump() after the
+ * commit). OUT: version. -1 while the watcher is not live: then nothing
+ * may be cached by it.
+ */
+int		 revoke_library_version(uint64_t *version);
+void		 revoke_library_bump(void);
+
+/* ---- pagecache.c ---------------------------------------------------- */
+
+/*
+ * The page filed under key for this library version, if it has not
+ * expired by now. OUT: len. The bytes stay valid until the next put.
+ */
+const char	*pagecache_get(const char *key, uint64_t version, time_t now,
+		    size_t *len);
+/* File a copy of body (len bytes) under key and version until expires. */
+void		 pagecache_put(const char *key, uint64_t version, time_t expires,
+		    const char *body, size_t len);
+void		 pagecache_free(void);
 void		 revoke_set_live(int live);
 /* OUT: the figures for /api/system/status. */
 void		 revoke_stats(int *live, unsigned *versions, unsigned *denied,

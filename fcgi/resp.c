@@ -115,6 +115,53 @@ resp_json(struct req *r, int status, struct json_object *obj)
 	return E_OK;
 }
 
+enum app_err
+resp_json_text(struct req *r, int status, const char *json, size_t len)
+{
+	r->status = status;
+	r->content_type = "application/json";
+	r->body = json;
+	r->body_len = len;
+	return E_OK;
+}
+
+enum app_err
+resp_json_list(struct req *r, int status, const char *key, struct pg_result *res,
+    int col, int nrows, struct json_object *rest)
+{
+	size_t		 restlen, keylen = strlen(key), len, o;
+	const char	*rs;
+	char		*body;
+	int		 i;
+
+	pool_json(r->pool, rest);
+	rs = json_object_to_json_string_length(rest,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &restlen);
+	/* {"key":[doc,doc],<rest without its braces>} */
+	len = keylen + 7 + restlen;
+	for (i = 0; i < nrows; i++)
+		len += (size_t)PQgetlength(res, i, col) + 1;
+	body = pool_alloc(r->pool, len + 1);
+	o = (size_t)sprintf(body, "{\"%s\":[", key);
+	for (i = 0; i < nrows; i++) {
+		size_t	 n = (size_t)PQgetlength(res, i, col);
+
+		if (i > 0)
+			body[o++] = ',';
+		memcpy(body + o, PQgetvalue(res, i, col), n);
+		o += n;
+	}
+	body[o++] = ']';
+	if (restlen > 2) {		/* rest is "{...}": its members follow */
+		body[o++] = ',';
+		memcpy(body + o, rs + 1, restlen - 1);
+		o += restlen - 1;
+	} else
+		body[o++] = '}';
+	body[o] = '\0';
+	return resp_json_text(r, status, body, o);
+}
+
 void
 resp_error(struct req *r, enum app_err err)
 {

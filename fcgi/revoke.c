@@ -13,6 +13,11 @@
  * deactivation takes effect before the response leaves; other machines
  * learn it from the announcement, a millisecond later.
  *
+ * The same watcher keeps the library's version: triggers (sql/008)
+ * announce every change to the library on djamms_library; the watcher
+ * bumps Redis's lib:ver (the shared list cache) and then the version here,
+ * which each worker's own page cache (pagecache.c) is keyed by.
+ *
  * The tables are only trusted while the watcher is connected and loaded
  * ("live"). When it is not (starting, Postgres away, a table full, a
  * process died holding the lock), revoke_token_state() answers -1 and the
@@ -30,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 #include "djamms.h"
@@ -40,6 +46,7 @@
 #define RV_MARGIN_S	120		/* clock skew on top of a token's life */
 #define RV_PING_MS	5000
 #define RV_CHANNEL	"djamms_auth"
+#define RV_LIBRARY	"djamms_library"
 
 struct rv_entry {
 	char		 key[RV_KEY];	/* "" : empty slot */
@@ -58,6 +65,7 @@ struct revoke_shared {
 	uint32_t	 resync;	/* the tables may be incomplete: reload */
 	uint64_t	 applied;	/* announcements applied */
 	uint64_t	 loads;
+	uint64_t	 library;	/* moves on with every library change */
 	uint32_t	 pgen[RV_PGEN];
 	struct rv_table	 ver;		/* user id -> newest token version */
 	struct rv_table	 deny;		/* jti -> 1 */
@@ -342,6 +350,23 @@ revoke_apply(const char *payload)
 	return 0;
 }
 
+int
+revoke_library_version(uint64_t *version)
+{
+	if (rv == NULL || !__atomic_load_n(&rv->watcher_live, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&rv->resync, __ATOMIC_ACQUIRE))
+		return -1;
+	*version = __atomic_load_n(&rv->library, __ATOMIC_ACQUIRE);
+	return 0;
+}
+
+void
+revoke_library_bump(void)
+{
+	if (rv != NULL)
+		__atomic_add_fetch(&rv->library, 1, __ATOMIC_ACQ_REL);
+}
+
 void
 revoke_stats(int *live, unsigned *versions, unsigned *denied,
     unsigned long *applied)
@@ -409,6 +434,7 @@ watcher_load(PGconn *c)
 			rv_put(&rv->deny, key, 1, a + RV_MARGIN_S, now);
 	}
 	rv->loads++;
+	__atomic_add_fetch(&rv->library, 1, __ATOMIC_ACQ_REL);
 	rv->watcher_live = !rv->resync;
 	i = rv->watcher_live;
 	rv_unlock();
@@ -416,6 +442,28 @@ watcher_load(PGconn *c)
 	log_info("revocation state loaded", "\"entries\":%d,\"live\":%s", n,
 	    i ? "true" : "false");
 	return i ? 0 : -1;
+}
+
+/*
+ * A library change committed somewhere (a worker, the import CLI, psql):
+ * Redis's list cache first, then the version the workers' own caches are
+ * keyed by, so no worker can file a page read from the old Redis version
+ * under the new local one. Several announcements in a row cost one INCR
+ * each. When Redis is away the INCR is retried every second until it
+ * lands, and the local version moves on again then: a page a worker read
+ * from Redis in between (possibly from before the change) is not kept.
+ */
+static int	 library_pending;	/* Redis missed an INCR: retry */
+
+static void
+library_changed_elsewhere(void)
+{
+	struct redisReply	*rep = rds_command(NULL, "INCR lib:ver");
+
+	library_pending = rep == NULL || rep->type != REDIS_REPLY_INTEGER;
+	if (rep != NULL)
+		freeReplyObject(rep);
+	revoke_library_bump();
 }
 
 static int
@@ -426,7 +474,9 @@ watcher_drain(PGconn *c)
 	if (PQconsumeInput(c) == 0)
 		return -1;
 	while ((note = PQnotifies(c)) != NULL) {
-		if (revoke_apply(note->extra) != 0)
+		if (strcmp(note->relname, RV_LIBRARY) == 0)
+			library_changed_elsewhere();
+		else if (revoke_apply(note->extra) != 0)
 			log_warn("revocation announcement not understood", NULL);
 		PQfreemem(note);
 	}
@@ -456,7 +506,8 @@ watcher_connect(void)
 		PQfinish(c);
 		return NULL;
 	}
-	res = PQexec(c, "SET statement_timeout = 5000; LISTEN " RV_CHANNEL);
+	res = PQexec(c, "SET statement_timeout = 5000; LISTEN " RV_CHANNEL
+	    "; LISTEN " RV_LIBRARY);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		PQclear(res);
 		PQfinish(c);
@@ -528,6 +579,8 @@ revoke_watch_run(pid_t parent)
 			if (__atomic_load_n(&rv->resync, __ATOMIC_ACQUIRE) &&
 			    watcher_load(c) != 0)
 				break;
+			if (library_pending)
+				library_changed_elsewhere();
 			if (now_us() - last_ping >= RV_PING_MS * 1000ULL) {
 				if (watcher_ping(c) != 0 || watcher_drain(c) != 0)
 					break;

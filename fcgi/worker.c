@@ -166,6 +166,7 @@ worker_run(int slot, int listen_fd)
 	FCGX_Free(&fr, 1);
 	pool_free(pool);
 	auth_cache_free();
+	pagecache_free();
 	media_shutdown();
 	db_disconnect();
 	rds_disconnect();

@@ -20,17 +20,14 @@
 
 #include "../fcgi/djamms.h"
 
+/*
+ * The document the database keeps with each row (api_doc, sql/007); the
+ * other columns are what the handlers decide with.
+ */
 #define TRACK_COLS \
-	"t.id, t.title, t.artist, t.album, t.genre, t.year, t.track_number," \
-	" t.duration, t.duration_ms, t.bitrate, t.sample_rate, t.channels," \
-	" t.mime_type, t.file_size, t.file_path IS NOT NULL, t.has_cover," \
-	" t.popularity, t.play_count, t.uploaded_by, t.source," \
-	" to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
-	" t.file_path, t.is_active"
-enum { T_ID, T_TITLE, T_ARTIST, T_ALBUM, T_GENRE, T_YEAR, T_TRACKNO, T_DURATION,
-	T_DURATION_MS, T_BITRATE, T_RATE, T_CHANNELS, T_MIME, T_SIZE, T_HAS_AUDIO,
-	T_HAS_COVER, T_POPULARITY, T_PLAYS, T_UPLOADER, T_SOURCE, T_CREATED,
-	T_PATH, T_ACTIVE, T__N };
+	"t.api_doc, t.id, t.title, t.mime_type, t.file_path," \
+	" t.has_cover, t.uploaded_by"
+enum { T_DOC, T_ID, T_TITLE, T_MIME, T_PATH, T_HAS_COVER, T_UPLOADER, T__N };
 
 static const struct db_stmt st_track = {
 	"music_track",
@@ -72,95 +69,129 @@ static const struct db_stmt st_play_exists = {
 
 /* ---- JSON ------------------------------------------------------------- */
 
+/* The track document as an object, to put inside another one. */
 static struct json_object *
-track_json(PGresult *res, int row)
+track_obj(PGresult *res, int row)
 {
-	struct json_object	*o = json_object_new_object();
-	const char		*id = PQgetvalue(res, row, T_ID);
-	int			 audio = strcmp(PQgetvalue(res, row, T_HAS_AUDIO), "t") == 0;
-	int			 cover = strcmp(PQgetvalue(res, row, T_HAS_COVER), "t") == 0;
-	char			 url[128];
+	return json_tokener_parse(PQgetvalue(res, row, T_DOC));
+}
 
-	json_object_object_add(o, "id", pg_json_str(res, row, T_ID));
-	json_object_object_add(o, "title", pg_json_str(res, row, T_TITLE));
-	json_object_object_add(o, "artist", pg_json_str(res, row, T_ARTIST));
-	json_object_object_add(o, "album", pg_json_str(res, row, T_ALBUM));
-	json_object_object_add(o, "genre", pg_json_str(res, row, T_GENRE));
-	json_object_object_add(o, "year", pg_json_int(res, row, T_YEAR));
-	json_object_object_add(o, "track_number", pg_json_int(res, row, T_TRACKNO));
-	json_object_object_add(o, "duration", pg_json_int(res, row, T_DURATION));
-	json_object_object_add(o, "duration_ms", pg_json_int(res, row, T_DURATION_MS));
-	json_object_object_add(o, "bitrate", pg_json_int(res, row, T_BITRATE));
-	json_object_object_add(o, "sample_rate", pg_json_int(res, row, T_RATE));
-	json_object_object_add(o, "channels", pg_json_int(res, row, T_CHANNELS));
-	json_object_object_add(o, "mime_type", pg_json_str(res, row, T_MIME));
-	json_object_object_add(o, "file_size", pg_json_int(res, row, T_SIZE));
-	json_object_object_add(o, "has_audio", json_object_new_boolean(audio));
-	json_object_object_add(o, "has_cover", json_object_new_boolean(cover));
-	json_object_object_add(o, "popularity", pg_json_int(res, row, T_POPULARITY));
-	json_object_object_add(o, "play_count", pg_json_int(res, row, T_PLAYS));
-	json_object_object_add(o, "uploaded_by", pg_json_str(res, row, T_UPLOADER));
-	json_object_object_add(o, "source", pg_json_str(res, row, T_SOURCE));
-	json_object_object_add(o, "created_at", pg_json_str(res, row, T_CREATED));
-	snprintf(url, sizeof(url), "/api/music/tracks/%s/stream", id);
-	json_object_object_add(o, "stream_url", audio ? json_object_new_string(url) : NULL);
-	snprintf(url, sizeof(url), "/api/music/tracks/%s/cover", id);
-	json_object_object_add(o, "cover_url", cover ? json_object_new_string(url) : NULL);
-	return o;
+/* The track document as the whole body. */
+static enum app_err
+answer_track(struct req *r, int status, PGresult *res)
+{
+	return resp_json_text(r, status, PQgetvalue(res, 0, T_DOC),
+	    (size_t)PQgetlength(res, 0, T_DOC));
 }
 
 /* ---- the list cache ----------------------------------------------------- */
 
 /*
- * Cache-aside under a version: every library write bumps lib:ver, so a
- * page cached before the write is never read again. The version and the
- * page come back in one round trip (a two-line Lua script).
+ * Two levels. Each worker keeps the pages it served under the library
+ * version this machine's watcher keeps (pagecache.c): a hit there costs
+ * no round trip. Behind it, Redis keeps pages for the whole pool (and
+ * other machines) under lib:ver, cache-aside: every library write bumps
+ * lib:ver, so a page cached before the write is never read again. The
+ * version and the page come back in one round trip (a two-line Lua
+ * script, run by its SHA-1 once Redis knows it).
+ *
+ * Both versions are read before the page's contents are, so a page is
+ * never filed under a version newer than what it shows.
  */
 static const char list_cache_lua[] =
 	"local v = redis.call('GET', KEYS[1]) or '0' "
 	"return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
 
-/* The cached body, or NULL. OUT: version (for cache_put). */
-static const char *
-cache_get(struct req *r, const char *key, char version[24])
-{
-	struct redisReply	*rep;
-
-	version[0] = '\0';
-	if (cfg.list_cache_ttl_s == 0)
-		return NULL;
-	rep = rds_command(r, "EVAL %s 1 lib:ver lib: %s", list_cache_lua, key);
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING)
-		return NULL;
-	snprintf(version, 24, "%s", rep->element[0]->str);
-	return rep->element[1]->type == REDIS_REPLY_STRING ? rep->element[1]->str : NULL;
-}
+struct list_cache {
+	char		 key[65];	/* hex SHA-256 of the canonical request */
+	char		 version[24];	/* lib:ver, "" when Redis did not answer */
+	uint64_t	 local;		/* this machine's library version */
+	int		 local_ok;	/* local is known (the watcher is live) */
+};
 
 static void
-cache_put(struct req *r, const char *key, const char *version)
-{
-	if (version[0] == '\0' || r->status != 200)
-		return;
-	rds_command(r, "SET lib:%s:%s %b EX %ld", version, key, r->body, r->body_len,
-	    cfg.list_cache_ttl_s);
-}
-
-static void
-answer_cached(struct req *r, const char *body)
+answer_cached(struct req *r, const char *body, size_t len)
 {
 	r->status = 200;
 	r->content_type = "application/json";
 	r->body = body;
-	r->body_len = strlen(body);
+	r->body_len = len;
 	resp_header(r, "X-Cache", "hit");
 }
 
-/* After any write to the library. */
+/*
+ * Answer from a cache if it can: 1 when it did, 0 when the caller must
+ * build the page (then cache_put() files it).
+ */
+static int
+cache_get(struct req *r, const char *canon, struct list_cache *c)
+{
+	static char		 sha[41];
+	struct redisReply	*rep, *page;
+	const char		*body;
+	size_t			 len;
+	time_t			 now = time(NULL);
+
+	c->version[0] = '\0';
+	c->local_ok = 0;
+	if (cfg.list_cache_ttl_s == 0)
+		return 0;
+	sha256_hex(canon, strlen(canon), c->key);
+	c->local_ok = revoke_library_version(&c->local) == 0;
+	if (c->local_ok && (body = pagecache_get(c->key, c->local, now, &len)) != NULL) {
+		answer_cached(r, body, len);
+		return 1;
+	}
+	rep = sha[0] == '\0' ? NULL :
+	    rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
+	if (rep == NULL || (rep->type == REDIS_REPLY_ERROR &&
+	    strncmp(rep->str, "NOSCRIPT", 8) == 0)) {
+		/* Not loaded yet, or Redis restarted empty: load it again. */
+		rep = rds_command(r, "SCRIPT LOAD %s", list_cache_lua);
+		if (rep == NULL || rep->type != REDIS_REPLY_STRING ||
+		    rep->len >= sizeof(sha))
+			return 0;
+		memcpy(sha, rep->str, rep->len + 1);
+		rep = rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
+	}
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING)
+		return 0;
+	snprintf(c->version, sizeof(c->version), "%s", rep->element[0]->str);
+	page = rep->element[1];
+	if (page->type != REDIS_REPLY_STRING)
+		return 0;
+	if (c->local_ok)
+		pagecache_put(c->key, c->local, now + cfg.list_cache_ttl_s, page->str,
+		    page->len);
+	answer_cached(r, page->str, page->len);
+	return 1;
+}
+
+static void
+cache_put(struct req *r, const struct list_cache *c)
+{
+	if (cfg.list_cache_ttl_s == 0 || r->status != 200)
+		return;
+	if (c->local_ok)
+		pagecache_put(c->key, c->local, time(NULL) + cfg.list_cache_ttl_s,
+		    r->body, r->body_len);
+	if (c->version[0] != '\0')
+		rds_command(r, "SET lib:%s:%s %b EX %ld", c->version, c->key, r->body,
+		    r->body_len, cfg.list_cache_ttl_s);
+}
+
+/*
+ * After any write to the library, once it committed: Redis first, then
+ * this machine's version (see revoke.c for why in that order). The
+ * database announces the change too (sql/008); doing it here as well
+ * means the writer's next read cannot beat the announcement.
+ */
 static void
 library_changed(struct req *r)
 {
 	rds_command(r, "INCR lib:ver");
+	revoke_library_bump();
 }
 
 /* ---- GET /api/music/tracks -------------------------------------------- */
@@ -256,15 +287,16 @@ music_tracks_list(struct req *r)
 	const char		*cur = req_query(r, "cursor");
 	const char		*genre = req_query(r, "genre"), *artist = req_query(r, "artist");
 	const char		*album = req_query(r, "album"), *mine = req_query(r, "mine");
-	const char		*yfrom, *yto, *dmin, *dmax, *cached, *v;
+	const char		*yfrom, *yto, *dmin, *dmax, *v;
 	int			 want_total = 0;
-	char			*cval = NULL, *cid = NULL, key[65], ver[24], lim[24], off[24];
+	char			*cval = NULL, *cid = NULL, off[24];
+	struct list_cache	 lc;
 	int			 desc = 1, i, nrows, more;
 	long			 page, limit;
 	struct list_query	 q;
 	struct db_stmt		 st = { NULL, NULL, 0 };
 	PGresult		*res;
-	struct json_object	*o, *a;
+	struct json_object	*o;
 	enum app_err		 err;
 	char			*canon;
 
@@ -320,22 +352,19 @@ music_tracks_list(struct req *r)
 	    artist ? artist : "", album ? album : "", yfrom ? yfrom : "",
 	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
 	    mine ? r->user_id : "");
-	sha256_hex(canon, strlen(canon), key);
-	if ((cached = cache_get(r, key, ver)) != NULL) {
-		answer_cached(r, cached);
+	if (cache_get(r, canon, &lc))
 		return E_OK;
-	}
 
 	memset(&q, 0, sizeof(q));
 	/*
-	 * $1: whether to count the whole filtered set too. Counting reads
-	 * every matching row, so it is asked for (total=1), not assumed; a
-	 * cached page keeps its count.
+	 * Counting the whole filtered set reads every matching row, so it is
+	 * asked for (total=1), not assumed; a cached page keeps its count.
+	 * It is part of the text, not a parameter: the statement is prepared
+	 * and a generic plan must not carry a window over the whole table.
 	 */
-	snprintf(q.sql, sizeof(q.sql), "SELECT " TRACK_COLS ", %s::text,"
-	    " CASE WHEN $1::bool THEN count(*) OVER () END FROM tracks t"
-	    " WHERE t.is_active", sort->expr);
-	q.args[q.n++] = want_total ? "t" : "f";
+	snprintf(q.sql, sizeof(q.sql), "SELECT " TRACK_COLS ", %s::text, %s"
+	    " FROM tracks t WHERE t.is_active", sort->expr,
+	    want_total ? "count(*) OVER ()" : "NULL::bigint");
 	if (genre != NULL)
 		arg_add(&q, " AND t.genre = $%d", genre);
 	if (artist != NULL)
@@ -361,16 +390,22 @@ music_tracks_list(struct req *r)
 		    sort->expr, desc ? "<" : ">", q.n - 1, sort->cast, q.n);
 		strncat(q.sql, frag, sizeof(q.sql) - strlen(q.sql) - 1);
 	}
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);	/* one more: is there a next? */
-	snprintf(off, sizeof(off), "%ld", cur != NULL ? 0 : (page - 1) * limit);
+	/*
+	 * The limit (one more than asked: is there a next page?) is a number
+	 * we clamped, written into the text so the prepared plan knows it; an
+	 * offset only appears for numbered pages past the first.
+	 */
 	{
 		char	 frag[256];
+		int	 len;
 
-		q.args[q.n++] = lim;
-		q.args[q.n++] = off;
-		snprintf(frag, sizeof(frag), " ORDER BY %s %s, t.id %s LIMIT $%d::int"
-		    " OFFSET $%d::int", sort->expr, desc ? "DESC" : "ASC",
-		    desc ? "DESC" : "ASC", q.n - 1, q.n);
+		len = snprintf(frag, sizeof(frag), " ORDER BY %s %s, t.id %s LIMIT %ld",
+		    sort->expr, desc ? "DESC" : "ASC", desc ? "DESC" : "ASC", limit + 1);
+		if (cur == NULL && page > 1) {
+			snprintf(off, sizeof(off), "%ld", (page - 1) * limit);
+			q.args[q.n++] = off;
+			snprintf(frag + len, sizeof(frag) - len, " OFFSET $%d::int", q.n);
+		}
 		strncat(q.sql, frag, sizeof(q.sql) - strlen(q.sql) - 1);
 	}
 	st.sql = q.sql;
@@ -382,11 +417,7 @@ music_tracks_list(struct req *r)
 	more = nrows > limit;
 	if (more)
 		nrows = (int)limit;
-	a = json_object_new_array();
-	for (i = 0; i < nrows; i++)
-		json_object_array_add(a, track_json(res, i));
 	o = json_object_new_object();
-	json_object_object_add(o, "tracks", a);
 	json_object_object_add(o, "limit", json_object_new_int64(limit));
 	json_object_object_add(o, "sort", json_object_new_string(sort->name));
 	json_object_object_add(o, "order", json_object_new_string(desc ? "desc" : "asc"));
@@ -398,8 +429,8 @@ music_tracks_list(struct req *r)
 	json_object_object_add(o, "next_cursor", more ? json_object_new_string(
 	    cursor_encode(r, PQgetvalue(res, nrows - 1, T__N),
 	    PQgetvalue(res, nrows - 1, T_ID))) : NULL);
-	err = resp_json(r, 200, o);
-	cache_put(r, key, ver);
+	err = resp_json_list(r, 200, "tracks", res, T_DOC, nrows, o);
+	cache_put(r, &lc);
 	return err;
 }
 
@@ -440,7 +471,7 @@ music_track_get(struct req *r)
 
 	if ((err = load_track(r, &res)) != E_OK)
 		return err;
-	return resp_json(r, 200, track_json(res, 0));
+	return answer_track(r, 200, res);
 }
 
 /* PUT /api/music/tracks/:id: metadata fields only, from an allow-list. */
@@ -518,7 +549,7 @@ music_track_put(struct req *r)
 	library_changed(r);
 	if ((err = load_track(r, &res)) != E_OK)
 		return err;
-	return resp_json(r, 200, track_json(res, 0));
+	return answer_track(r, 200, res);
 }
 
 /*
@@ -627,7 +658,7 @@ music_track_upload(struct req *r)
 
 		if (db_exec(r, &res, &st_track, (const char *const[]){ out.id }) == E_OK &&
 		    PQntuples(res) == 1)
-			json_object_object_add(d, "track", track_json(res, 0));
+			json_object_object_add(d, "track", track_obj(res, 0));
 		return req_fail(r, E_CONFLICT, "you uploaded this file already", d);
 	}
 	if (err != E_OK)
@@ -636,7 +667,7 @@ music_track_upload(struct req *r)
 	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id })) != E_OK)
 		return err;
 	resp_header(r, "Location", pool_printf(r->pool, "/api/music/tracks/%s", out.id));
-	return resp_json(r, 201, track_json(res, 0));
+	return answer_track(r, 201, res);
 }
 
 /* ---- streams, signed URLs, covers ---------------------------------------- */
@@ -862,8 +893,9 @@ static enum app_err
 grouped_list(struct req *r, const char *what, const struct db_stmt *st,
     int paged, void (*row_json)(PGresult *, int, struct json_object *))
 {
-	const char		*cached, *q = req_query(r, "q");
-	char			 key[65], ver[24], lim[16], off[24], *canon;
+	const char		*q = req_query(r, "q");
+	char			 lim[16], off[24], *canon;
+	struct list_cache	 lc;
 	long			 page = 1, limit = 1000;
 	PGresult		*res;
 	struct json_object	*o, *a;
@@ -876,11 +908,8 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		return req_fail(r, E_BAD_REQUEST, "q is at most 100 bytes", NULL);
 	canon = pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
 	    q ? q : "");
-	sha256_hex(canon, strlen(canon), key);
-	if ((cached = cache_get(r, key, ver)) != NULL) {
-		answer_cached(r, cached);
+	if (cache_get(r, canon, &lc))
 		return E_OK;
-	}
 	snprintf(lim, sizeof(lim), "%ld", limit);
 	snprintf(off, sizeof(off), "%ld", (page - 1) * limit);
 	if ((err = db_exec(r, &res, st, (const char *const[]){ q ? q : "", lim,
@@ -902,7 +931,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		    pg_json_int(res, 0, PQnfields(res) - 1) : NULL);
 	}
 	err = resp_json(r, 200, o);
-	cache_put(r, key, ver);
+	cache_put(r, &lc);
 	return err;
 }
 

@@ -2551,6 +2551,103 @@ test_revoke_expired_entries_are_purged(void **state)
 	assert_int_equal(revoke_token_state(UID_A, "J00000000000000000000007", 0, now), 0);
 }
 
+/* The library version is only trusted while the watcher is live. */
+static void
+test_revoke_library_version_moves_on_and_needs_a_live_watcher(void **state)
+{
+	uint64_t	 v1, v2;
+
+	(void)state;
+	assert_int_equal(revoke_library_version(&v1), -1);
+	revoke_set_live(1);
+	assert_int_equal(revoke_library_version(&v1), 0);
+	revoke_library_bump();
+	assert_int_equal(revoke_library_version(&v2), 0);
+	assert_true(v2 == v1 + 1);
+	revoke_set_live(0);
+	assert_int_equal(revoke_library_version(&v2), -1);
+}
+
+static int
+pagecache_teardown(void **state)
+{
+	(void)state;
+	pagecache_free();
+	return 0;
+}
+
+static void
+test_pagecache_hit_needs_the_same_key_and_version(void **state)
+{
+	const char	*k1 = "a1b2c3", *k2 = "d4e5f6";
+	time_t		 now = 1000;
+	size_t		 len = 0;
+	const char	*got;
+
+	(void)state;
+	assert_null(pagecache_get(k1, 7, now, &len));
+	pagecache_put(k1, 7, now + 60, "{\"a\":1}", 7);
+	got = pagecache_get(k1, 7, now, &len);
+	assert_non_null(got);
+	assert_int_equal(len, 7);
+	assert_memory_equal(got, "{\"a\":1}", 7);
+	assert_null(pagecache_get(k1, 8, now, &len));	/* the library moved on */
+	assert_null(pagecache_get(k2, 7, now, &len));
+}
+
+static void
+test_pagecache_page_expires(void **state)
+{
+	size_t	 len;
+
+	(void)state;
+	pagecache_put("exp", 1, 2000, "[]", 2);
+	assert_non_null(pagecache_get("exp", 1, 1999, &len));
+	assert_null(pagecache_get("exp", 1, 2000, &len));
+}
+
+/* Many keys share 256 slots: each lookup returns its own page or none. */
+static void
+test_pagecache_keys_sharing_a_slot_never_mix(void **state)
+{
+	char	 key[16], body[32];
+	size_t	 len;
+	int	 i, hits = 0;
+
+	(void)state;
+	for (i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		snprintf(body, sizeof(body), "page %d", i);
+		pagecache_put(key, 1, 100, body, strlen(body));
+	}
+	for (i = 0; i < 2000; i++) {
+		const char	*got;
+
+		snprintf(key, sizeof(key), "k%d", i);
+		snprintf(body, sizeof(body), "page %d", i);
+		if ((got = pagecache_get(key, 1, 50, &len)) == NULL)
+			continue;
+		hits++;
+		assert_int_equal(len, strlen(body));
+		assert_memory_equal(got, body, len);
+	}
+	assert_true(hits > 0 && hits <= 256);
+}
+
+static void
+test_pagecache_does_not_keep_huge_pages(void **state)
+{
+	size_t	 n = 300 * 1024, len;
+	char	*big = malloc(n);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'x', n);
+	pagecache_put("big", 1, 100, big, n);
+	assert_null(pagecache_get("big", 1, 50, &len));
+	free(big);
+}
+
 static int
 auth_setup(void **state)
 {
@@ -3373,6 +3470,14 @@ main(void)
 		TR(test_revoke_apply_refuses_what_it_does_not_understand),
 		TR(test_revoke_full_table_is_not_trusted),
 		TR(test_revoke_expired_entries_are_purged),
+		TR(test_revoke_library_version_moves_on_and_needs_a_live_watcher),
+		cmocka_unit_test_teardown(test_pagecache_hit_needs_the_same_key_and_version,
+		    pagecache_teardown),
+		cmocka_unit_test_teardown(test_pagecache_page_expires, pagecache_teardown),
+		cmocka_unit_test_teardown(test_pagecache_keys_sharing_a_slot_never_mix,
+		    pagecache_teardown),
+		cmocka_unit_test_teardown(test_pagecache_does_not_keep_huge_pages,
+		    pagecache_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
