@@ -685,6 +685,8 @@ extern const struct route_table	system_route_table;
 extern const struct route_table	auth_route_table;
 extern const struct route_table	admin_route_table;
 extern const struct route_table	music_route_table;
+extern const struct route_table	playlist_route_table;
+extern const struct route_table	user_route_table;
 
 /* ---- migrate.c ------------------------------------------------------ */
 

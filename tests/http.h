@@ -52,6 +52,12 @@ void		 library_cli_tests_init(const char *stack_dir, const char *top);
 extern const struct it_test	 music_tests[];
 extern const size_t		 music_ntests;
 void		 music_tests_init(const char *stack_dir, const char *top);
+extern const struct it_test	 playlist_tests[];
+extern const size_t		 playlist_ntests;
+void		 playlist_tests_init(const char *stack_dir, const char *top);
+extern const struct it_test	 user_tests[];
+extern const size_t		 user_ntests;
+void		 user_tests_init(const char *stack_dir, const char *top);
 
 extern int	 t_failed_now;
 void		 t_fail(const char *file, int line, const char *fmt, ...)
