@@ -356,6 +356,9 @@ enum app_err	 body_string(struct req *, struct json_object *body,
 		    const char **out, size_t *len);
 enum app_err	 body_bool(struct req *, struct json_object *body,
 		    const char *field, int *present, int *out);
+/* An integer field in min..max (absent or null: *present = 0). OUT: *out. */
+enum app_err	 body_int(struct req *, struct json_object *body,
+		    const char *field, int *present, long min, long max, long *out);
 /* 422 naming field, with details {"field","reason"}. */
 enum app_err	 body_fail(struct req *, const char *field, const char *why);
 enum app_err	 query_page(struct req *, long def_limit, long max_limit,

@@ -78,6 +78,27 @@ body_string(struct req *r, struct json_object *body, const char *field,
 }
 
 enum app_err
+body_int(struct req *r, struct json_object *body, const char *field,
+    int *present, long min, long max, long *out)
+{
+	struct json_object	*v;
+	int64_t			 n;
+
+	*present = 0;
+	if (!json_object_object_get_ex(body, field, &v) || v == NULL)
+		return E_OK;
+	if (!json_object_is_type(v, json_type_int))
+		return field_fail(r, E_INVALID, field, "must be a whole number");
+	n = json_object_get_int64(v);
+	if (n < min || n > max)
+		return field_fail(r, E_INVALID, field, pool_printf(r->pool,
+		    "must be from %ld to %ld", min, max));
+	*present = 1;
+	*out = (long)n;
+	return E_OK;
+}
+
+enum app_err
 body_bool(struct req *r, struct json_object *body, const char *field,
     int *present, int *out)
 {

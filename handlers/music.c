@@ -24,15 +24,22 @@
  * The document the database keeps with each row (api_doc, sql/007); the
  * other columns are what the handlers decide with.
  */
-#define TRACK_COLS \
-	"t.api_doc, t.id, t.title, t.mime_type, t.file_path," \
-	" t.has_cover, t.uploaded_by"
+#define TRACK_COLS_REST \
+	" t.id, t.title, t.mime_type, t.file_path, t.has_cover, t.uploaded_by"
+#define TRACK_COLS	"t.api_doc," TRACK_COLS_REST
 enum { T_DOC, T_ID, T_TITLE, T_MIME, T_PATH, T_HAS_COVER, T_UPLOADER, T__N };
 
+/*
+ * One track for one caller ($2): with "liked". (List pages are shared by
+ * every caller through the caches, so their tracks carry no "liked":
+ * clients keep GET /api/user/favorites/ids.)
+ */
 static const struct db_stmt st_track = {
 	"music_track",
-	"SELECT " TRACK_COLS " FROM tracks t WHERE t.id = $1 AND t.is_active",
-	1
+	"SELECT track_json_for(t.api_doc, EXISTS (SELECT 1 FROM user_favorites f"
+	" WHERE f.track_id = t.id AND f.user_id = $2::uuid)), " TRACK_COLS_REST
+	" FROM tracks t WHERE t.id = $1 AND t.is_active",
+	2
 };
 
 /* One statement: the row goes and an uploader gets the storage back. */
@@ -444,7 +451,7 @@ load_track(struct req *r, PGresult **res)
 
 	if (!uuid_valid(id))
 		return E_NOT_FOUND;
-	if ((err = db_exec(r, res, &st_track, (const char *const[]){ id })) != E_OK)
+	if ((err = db_exec(r, res, &st_track, (const char *const[]){ id, r->user_id })) != E_OK)
 		return err;
 	return PQntuples(*res) == 1 ? E_OK : E_NOT_FOUND;
 }
@@ -656,7 +663,7 @@ music_track_upload(struct req *r)
 		/* The same bytes again: 409 with the track the user already has. */
 		struct json_object	*d = json_object_new_object();
 
-		if (db_exec(r, &res, &st_track, (const char *const[]){ out.id }) == E_OK &&
+		if (db_exec(r, &res, &st_track, (const char *const[]){ out.id, r->user_id }) == E_OK &&
 		    PQntuples(res) == 1)
 			json_object_object_add(d, "track", track_obj(res, 0));
 		return req_fail(r, E_CONFLICT, "you uploaded this file already", d);
@@ -664,7 +671,7 @@ music_track_upload(struct req *r)
 	if (err != E_OK)
 		return err;
 	library_changed(r);
-	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id })) != E_OK)
+	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id, r->user_id })) != E_OK)
 		return err;
 	resp_header(r, "Location", pool_printf(r->pool, "/api/music/tracks/%s", out.id));
 	return answer_track(r, 201, res);

@@ -67,7 +67,16 @@ on_header(char *ptr, size_t size, size_t n, void *arg)
 	return r == add ? add : 0;
 }
 
-static CURL	*easy;	/* reused: keeps the TLS connection alive */
+/* One per thread, reused: keeps the TLS connection alive. */
+static __thread CURL	*easy;
+
+void
+http_close(void)
+{
+	if (easy != NULL)
+		curl_easy_cleanup(easy);
+	easy = NULL;
+}
 
 struct http_res
 http_do(const char *method, const char *path, const char *const *headers,
@@ -205,7 +214,10 @@ json_lookup(const struct http_res *r, const char *path)
 			return NULL;
 		memcpy(part, p, n);
 		part[n] = '\0';
-		if (!json_object_is_type(o, json_type_object) ||
+		if (json_object_is_type(o, json_type_array) && n > 0 &&
+		    strspn(part, "0123456789") == n)	/* "tracks.0.id" */
+			o = json_object_array_get_idx(o, (size_t)atol(part));
+		else if (!json_object_is_type(o, json_type_object) ||
 		    !json_object_object_get_ex(o, part, &o))
 			return NULL;
 		p = dot ? dot + 1 : p + n;

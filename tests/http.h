@@ -31,6 +31,8 @@ struct http_res	 http_json(const char *method, const char *path, const char *jso
 struct http_res	 http_bearer(const char *method, const char *path,
 		    const char *token, const char *json);
 void		 http_free(struct http_res *);
+/* End this thread's connection (threads call it before they return). */
+void		 http_close(void);
 /* A response header's value (case-insensitive name), static buffer. */
 const char	*http_header(const struct http_res *, const char *name);
 /* "error.code"-style lookup into the JSON body; NULL if absent. */

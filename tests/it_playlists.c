@@ -1,16 +1,698 @@
 /*
- * tests/it_playlists.c: (being written)
+ * tests/it_playlists.c: playlists end to end through nginx. Who sees and
+ * changes what (a matrix of routes by caller), entries added, moved and
+ * removed with positions kept dense, eight clients editing one playlist
+ * at once, the library taking a track away, limits and bad input.
  */
-#include <stddef.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "http.h"
 
-const struct it_test playlist_tests[1];
-const size_t playlist_ntests = 0;
+#define PASSWORD	"correct horse battery staple"
+
+static const char	*stack_dir, *top;
+static long		 run_id;
+static unsigned		 seq;
+
+struct session {
+	char	 access[2048];
+	char	 id[64];
+	char	 name[64];
+};
+
+static const char *
+psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *
+psql(const char *fmt, ...)
+{
+	char	 sql[8192];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return sh_out(". %s/stack.env; psql -h $PG_SOCKET_DIR -p $PG_PORT -U djamms "
+	    "-d djamms -Atqc \"%s\"", stack_dir, sql);
+}
+
+static long
+status_of(const char *method, const char *path, const char *token, const char *json)
+{
+	struct http_res	 res = http_bearer(method, path, token, json);
+	long		 st = res.status;
+
+	http_free(&res);
+	return st;
+}
+
+static int
+take_session(struct http_res *res, struct session *s)
+{
+	const char	*a = json_str(res, "access_token");
+	const char	*id = json_str(res, "user.id");
+
+	if (a == NULL || id == NULL)
+		return -1;
+	snprintf(s->access, sizeof(s->access), "%s", a);
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	return 0;
+}
+
+static int
+new_user(const char *prefix, struct session *s)
+{
+	char		 body[512];
+	struct http_res	 res;
+	int		 rc;
+
+	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
+	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
+	res = http_bearer("POST", "/api/auth/register", NULL, body);
+	rc = res.status == 201 ? take_session(&res, s) : -1;
+	http_free(&res);
+	return rc;
+}
+
+static int
+new_guest(struct session *s)
+{
+	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, "{}");
+	int		 rc = res.status == 201 || res.status == 200 ?
+			    take_session(&res, s) : -1;
+
+	http_free(&res);
+	return rc;
+}
+
+static int
+new_admin(struct session *s)
+{
+	char		 body[512];
+	struct http_res	 res;
+	int		 rc;
+
+	snprintf(s->name, sizeof(s->name), "plroot%ld%u", run_id, ++seq);
+	if (sh("eval \"$(%s/tools/stack env %s)\"; DJAMMS_ADMIN_PASSWORD='" PASSWORD
+	    "' %s admin create %s >/dev/null", top, stack_dir, getenv("DJAMMS_BIN"),
+	    s->name) != 0)
+		return -1;
+	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"" PASSWORD "\"}",
+	    s->name);
+	res = http_bearer("POST", "/api/auth/login", NULL, body);
+	rc = res.status == 200 ? take_session(&res, s) : -1;
+	http_free(&res);
+	return rc;
+}
+
+/* n catalogue tracks named prefix-0.. with 100+i seconds. OUT: ids. */
+static int
+make_tracks(const char *prefix, int n, char ids[][37])
+{
+	const char	*out;
+	int		 i;
+
+	out = psql("INSERT INTO tracks (title, artist, duration, source)"
+	    " SELECT '%s-' || i, 'Playlist Tester', 100 + i, 'catalog'"
+	    " FROM generate_series(0, %d) i RETURNING id", prefix, n - 1);
+	for (i = 0; i < n; i++) {
+		if (strlen(out) < 36)
+			return -1;
+		memcpy(ids[i], out, 36);
+		ids[i][36] = '\0';
+		out += 36;
+		while (*out == '\n')
+			out++;
+	}
+	return 0;
+}
+
+/* POST /api/playlists; OUT: id. */
+static int
+make_playlist(const struct session *s, const char *name, int is_public, char id[37])
+{
+	char		 body[512];
+	struct http_res	 res;
+	const char	*v;
+	int		 rc = -1;
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"is_public\":%s}", name,
+	    is_public ? "true" : "false");
+	res = http_bearer("POST", "/api/playlists", s->access, body);
+	if (res.status == 201 && (v = json_str(&res, "id")) != NULL) {
+		snprintf(id, 37, "%s", v);
+		rc = 0;
+	}
+	http_free(&res);
+	return rc;
+}
+
+static long
+add_tracks(const struct session *s, const char *pl, char ids[][37], int n,
+    const char *extra)
+{
+	char	 body[8192], path[128];
+	size_t	 o;
+	int	 i;
+
+	o = (size_t)snprintf(body, sizeof(body), "{\"track_ids\":[");
+	for (i = 0; i < n; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o, "%s\"%s\"",
+		    i ? "," : "", ids[i]);
+	snprintf(body + o, sizeof(body) - o, "]%s%s}", extra ? "," : "",
+	    extra ? extra : "");
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", pl);
+	return status_of("POST", path, s->access, body);
+}
+
+/*
+ * The playlist's entries as the database has them: "i:title,..." and
+ * whether positions are exactly 0..n-1 and the stored count matches.
+ */
+static const char *
+entries_of(const char *pl)
+{
+	return psql("SELECT string_agg(split_part(t.title, '-', 2), ',' ORDER BY"
+	    " pt.position) FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id"
+	    " WHERE pt.playlist_id = '%s'", pl);
+}
+
+static int
+consistent(const char *pl)
+{
+	return strcmp(psql("SELECT (SELECT count(*) = coalesce(max(position) + 1, 0)"
+	    " AND count(DISTINCT position) = count(*) FROM playlist_tracks"
+	    " WHERE playlist_id = '%s') AND (SELECT track_count FROM playlists"
+	    " WHERE id = '%s') = (SELECT count(*) FROM playlist_tracks"
+	    " WHERE playlist_id = '%s') AND (SELECT total_duration FROM playlists"
+	    " WHERE id = '%s') = (SELECT coalesce(sum(t.duration), 0) FROM"
+	    " playlist_tracks pt JOIN tracks t ON t.id = pt.track_id"
+	    " WHERE pt.playlist_id = '%s')", pl, pl, pl, pl, pl), "t") == 0;
+}
+
+#define expect_entries(pl, want) do { const char *g_ = entries_of(pl); \
+	if (strcmp(g_, (want)) != 0) { t_fail(__FILE__, __LINE__, \
+	    "expected entries %s, got %s", (want), g_); return; } \
+	if (!consistent(pl)) { t_fail(__FILE__, __LINE__, \
+	    "positions or counts are off"); return; } } while (0)
+
+/* ---- create, read, change, delete --------------------------------------- */
+
+static void
+test_playlist_create_read_change_delete(void)
+{
+	struct session	 a;
+	struct http_res	 res;
+	char		 id[37], path[128];
+
+	expect(new_user("plcrud", &a) == 0);
+	expect(make_playlist(&a, "Morning", 0, id) == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s", id);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect_status(&res, 200);
+	expect_json_str(&res, "name", "Morning");
+	expect_json_str(&res, "role", "owner");
+	expect_json_str(&res, "owner.username", a.name);
+	expect(json_int(&res, "track_count", -1) == 0);
+	http_free(&res);
+	res = http_bearer("PUT", path, a.access,
+	    "{\"name\":\"Morning Coffee\",\"description\":\"7 to 11\"}");
+	expect_status(&res, 200);
+	expect_json_str(&res, "name", "Morning Coffee");
+	expect_json_str(&res, "description", "7 to 11");
+	http_free(&res);
+	res = http_bearer("GET", "/api/playlists?sort=name", a.access, NULL);
+	expect_status(&res, 200);
+	expect(json_int(&res, "total", 0) == 1);
+	expect_json_str(&res, "playlists.0.name", "Morning Coffee");
+	http_free(&res);
+	expect(status_of("DELETE", path, a.access, NULL) == 204);
+	expect(status_of("GET", path, a.access, NULL) == 404);
+}
+
+static void
+test_playlist_fields_outside_the_allow_list_are_refused(void)
+{
+	struct session	 a;
+	char		 id[37], path[128];
+
+	expect(new_user("plmass", &a) == 0);
+	expect(status_of("POST", "/api/playlists", a.access,
+	    "{\"name\":\"x\",\"owner_id\":\"00000000-0000-0000-0000-000000000000\"}") == 400);
+	expect(status_of("POST", "/api/playlists", a.access, "{\"name\":\"\"}") == 422);
+	expect(status_of("POST", "/api/playlists", a.access, "{}") == 422);
+	expect(status_of("POST", "/api/playlists", a.access, "{\"name\":7}") == 422);
+	expect(status_of("POST", "/api/playlists", a.access, "[1,2]") == 400);
+	expect(make_playlist(&a, "Mine", 0, id) == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s", id);
+	expect(status_of("PUT", path, a.access, "{\"track_count\":99}") == 400);
+	expect(status_of("PUT", path, a.access, "{\"star_count\":5}") == 400);
+	expect(status_of("PUT", path, a.access, "{\"name\":null}") == 422);
+	expect(strcmp(psql("SELECT track_count || ' ' || star_count FROM playlists"
+	    " WHERE id = '%s'", id), "0 0") == 0);
+}
+
+static void
+test_playlist_malformed_ids_are_400_not_500(void)
+{
+	struct session	 a;
+	char		 id[37], path[256];
+	struct http_res	 res;
+
+	expect(new_user("plbad", &a) == 0);
+	res = http_bearer("GET", "/api/playlists/not-a-uuid", a.access, NULL);
+	expect_status(&res, 400);
+	expect_json_str(&res, "error.code", "bad_request");
+	http_free(&res);
+	expect(status_of("GET", "/api/playlists/1%27%20OR%201=1/tracks", a.access,
+	    NULL) == 400);
+	expect(make_playlist(&a, "P", 0, id) == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/zzz", id);
+	expect(status_of("DELETE", path, a.access, NULL) == 400);
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
+	expect(status_of("POST", path, a.access, "{\"track_ids\":[\"nope\"]}") == 400);
+	expect(status_of("POST", path, a.access, "{\"track_ids\":\"nope\"}") == 422);
+	expect(status_of("POST", path, a.access, "{\"track_ids\":[]}") == 422);
+	expect(status_of("GET", "/api/playlists?sort=owner_id", a.access, NULL) == 400);
+	expect(status_of("GET", "/api/playlists/public?x=1", a.access, NULL) == 400);
+}
+
+/* ---- entries ------------------------------------------------------------- */
+
+static void
+test_playlist_entries_add_move_remove_stay_dense(void)
+{
+	struct session	 a;
+	char		 t[6][37], id[37], path[256], first[2][37];
+	struct http_res	 res;
+
+	expect(new_user("plent", &a) == 0);
+	expect(make_tracks("ent", 6, t) == 0);
+	expect(make_playlist(&a, "Entries", 0, id) == 0);
+	expect(add_tracks(&a, id, t, 3, NULL) == 201);		/* 0 1 2 */
+	expect_entries(id, "0,1,2");
+	memcpy(first[0], t[3], 37);
+	memcpy(first[1], t[4], 37);
+	expect(add_tracks(&a, id, first, 2, "\"position\":1") == 201);
+	expect_entries(id, "0,3,4,1,2");
+	snprintf(path, sizeof(path), "/api/playlists/%s/reorder", id);
+	res = http_bearer("PUT", path, a.access, "{\"from\":1,\"count\":2,\"to\":3}");
+	expect_status(&res, 200);
+	expect(json_int(&res, "track_count", 0) == 5);
+	http_free(&res);
+	expect_entries(id, "0,1,2,3,4");
+	expect(status_of("PUT", path, a.access, "{\"from\":4,\"to\":0}") == 200);
+	expect_entries(id, "4,0,1,2,3");
+	expect(status_of("PUT", path, a.access, "{\"from\":4,\"to\":5}") == 422);
+	expect(status_of("PUT", path, a.access, "{\"from\":3,\"count\":3,\"to\":0}") == 422);
+	expect(status_of("PUT", path, a.access, "{\"from\":-1,\"to\":0}") == 422);
+	expect(status_of("PUT", path, a.access, "{\"to\":0}") == 422);
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s", id, t[1]);
+	res = http_bearer("DELETE", path, a.access, NULL);
+	expect_status(&res, 200);
+	expect(json_int(&res, "track_count", 0) == 4);
+	expect(json_int(&res, "total_duration", 0) == 100 + 100 + 104 + 102 + 103 - 100);
+	http_free(&res);
+	expect_entries(id, "4,0,2,3");
+	expect(status_of("DELETE", path, a.access, NULL) == 404);
+	/* positions out of range */
+	expect(add_tracks(&a, id, &t[5], 1, "\"position\":5") == 422);
+	expect(add_tracks(&a, id, &t[5], 1, "\"position\":4") == 201);
+	expect_entries(id, "4,0,2,3,5");
+	/* the entries as the API lists them */
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks?offset=1&limit=2", id);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect_status(&res, 200);
+	expect(json_int(&res, "total", 0) == 5);
+	expect(json_int(&res, "tracks.0.position", -1) == 1);
+	expect_json_str(&res, "tracks.0.track.id", t[0]);
+	expect(json_int(&res, "next_offset", 0) == 3);
+	expect(json_has(&res, "tracks.0.track.liked"));
+	http_free(&res);
+}
+
+static void
+test_playlist_duplicates_only_when_asked(void)
+{
+	struct session	 a;
+	char		 t[2][37], twice[2][37], id[37], path[256];
+
+	expect(new_user("pldup", &a) == 0);
+	expect(make_tracks("dup", 2, t) == 0);
+	expect(make_playlist(&a, "Dups", 0, id) == 0);
+	expect(add_tracks(&a, id, t, 1, NULL) == 201);
+	expect(add_tracks(&a, id, t, 1, NULL) == 409);
+	memcpy(twice[0], t[1], 37);
+	memcpy(twice[1], t[1], 37);
+	expect(add_tracks(&a, id, twice, 2, NULL) == 409);
+	expect_entries(id, "0");
+	expect(add_tracks(&a, id, t, 1, "\"allow_duplicates\":true") == 201);
+	expect(add_tracks(&a, id, twice, 2, "\"allow_duplicates\":true") == 201);
+	expect_entries(id, "0,0,1,1");
+	/* remove one occurrence by position, then all of the rest */
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s?position=1", id, t[0]);
+	expect(status_of("DELETE", path, a.access, NULL) == 200);
+	expect_entries(id, "0,1,1");
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s", id, t[1]);
+	expect(status_of("DELETE", path, a.access, NULL) == 200);
+	expect_entries(id, "0");
+}
+
+static void
+test_playlist_unknown_tracks_are_422_naming_them(void)
+{
+	struct session	 a;
+	char		 t[1][37], id[37];
+	char		 mixed[2][37] = { "", "00000000-0000-4000-8000-00000000beef" };
+	struct http_res	 res;
+	char		 body[256], path[128];
+
+	expect(new_user("plunk", &a) == 0);
+	expect(make_tracks("unk", 1, t) == 0);
+	memcpy(mixed[0], t[0], 37);
+	expect(make_playlist(&a, "Unknown", 0, id) == 0);
+	snprintf(body, sizeof(body), "{\"track_ids\":[\"%s\",\"%s\"]}", mixed[0], mixed[1]);
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
+	res = http_bearer("POST", path, a.access, body);
+	expect_status(&res, 422);
+	expect_json_str(&res, "error.details.unknown_track_ids.0", mixed[1]);
+	http_free(&res);
+	/* an inactive track is not in the library either */
+	psql("UPDATE tracks SET is_active = false WHERE id = '%s'", t[0]);
+	expect(add_tracks(&a, id, t, 1, NULL) == 422);
+	expect_entries(id, "");
+}
+
+static void
+test_playlist_limits_are_422(void)
+{
+	struct session	 a;
+	char		 t[3][37], id[37], body[64];
+	int		 i;
+
+	expect(new_user("pllim", &a) == 0);
+	expect(make_tracks("lim", 3, t) == 0);
+	expect(make_playlist(&a, "Limits", 0, id) == 0);
+	psql("UPDATE system_settings SET value = '2' WHERE key = 'max_playlist_entries'");
+	i = (int)add_tracks(&a, id, t, 3, NULL);
+	psql("UPDATE system_settings SET value = '10000' WHERE key = 'max_playlist_entries'");
+	expect(i == 422);
+	expect_entries(id, "");
+	psql("UPDATE system_settings SET value = '1' WHERE key = 'max_playlists_per_user'");
+	snprintf(body, sizeof(body), "{\"name\":\"one too many\"}");
+	i = (int)status_of("POST", "/api/playlists", a.access, body);
+	psql("UPDATE system_settings SET value = '500' WHERE key = 'max_playlists_per_user'");
+	expect(i == 422);
+	/* more than 1,000 ids in one request */
+	{
+		static char	 big[1001 * 40 + 64];
+		size_t		 o = (size_t)snprintf(big, sizeof(big), "{\"track_ids\":[");
+		char		 path[128];
+
+		for (i = 0; i < 1001; i++)
+			o += (size_t)snprintf(big + o, sizeof(big) - o, "%s\"%s\"",
+			    i ? "," : "", t[0]);
+		snprintf(big + o, sizeof(big) - o, "]}");
+		snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
+		expect(status_of("POST", path, a.access, big) == 422);
+	}
+}
+
+/* A track leaving the library leaves every playlist, counts and all. */
+static void
+test_playlist_library_delete_removes_entries_and_fixes_counts(void)
+{
+	struct session	 a;
+	char		 t[3][37], id[37];
+
+	expect(new_user("pllib", &a) == 0);
+	expect(make_tracks("lib", 3, t) == 0);
+	expect(make_playlist(&a, "Library", 0, id) == 0);
+	expect(add_tracks(&a, id, t, 3, NULL) == 201);
+	psql("DELETE FROM tracks WHERE id = '%s'", t[1]);
+	expect_entries(id, "0,2");
+	expect(strcmp(psql("SELECT track_count || ' ' || total_duration FROM playlists"
+	    " WHERE id = '%s'", id), "2 202") == 0);
+}
+
+/* ---- who sees and changes what -------------------------------------------- */
+
+/*
+ * Every route against a private playlist, by caller. The owner does all;
+ * an editor changes entries but not visibility, collaborators or the
+ * playlist's existence; a viewer reads; another user, an admin and a
+ * guest get 404 (it does not exist for them); no token, 401.
+ */
+static void
+test_playlist_private_bola_matrix(void)
+{
+	enum { OWNER, EDITOR, VIEWER, OTHER, GUEST, ADMIN, NOTOKEN, NCALLERS };
+	static const char *const who[NCALLERS] = { "owner", "editor", "viewer",
+	    "other", "guest", "admin", "no token" };
+	struct session	 s[NCALLERS];
+	char		 t[2][37], id[37], path[256], body[256];
+	int		 c, bad = 0;
+	struct {
+		const char	*method;
+		const char	*fmt;		/* %s: the playlist id */
+		const char	*body;
+		long		 want[NCALLERS];
+	} cases[] = {
+		{ "GET", "/api/playlists/%s", NULL,
+		    { 200, 200, 200, 404, 404, 404, 401 } },
+		{ "GET", "/api/playlists/%s/tracks", NULL,
+		    { 200, 200, 200, 404, 404, 404, 401 } },
+		{ "GET", "/api/playlists/%s/collaborators", NULL,
+		    { 200, 200, 200, 404, 404, 404, 401 } },
+		{ "PUT", "/api/playlists/%s", "{\"description\":\"x\"}",
+		    { 200, 200, 403, 404, 403, 404, 401 } },
+		{ "PUT", "/api/playlists/%s", "{\"is_public\":true}",
+		    { 200, 403, 403, 404, 403, 404, 401 } },
+		{ "PUT", "/api/playlists/%s/reorder", "{\"from\":0,\"to\":1}",
+		    { 200, 200, 403, 404, 403, 404, 401 } },
+		{ "POST", "/api/playlists/%s/collaborators", "{\"username\":\"@OTHER\"}",
+		    { 200, 403, 403, 404, 403, 404, 401 } },
+		/* removing the viewer: the owner may, and the viewer may leave */
+		{ "DELETE", "/api/playlists/%s/collaborators/@OTHERID", NULL,
+		    { 204, 403, 204, 404, 403, 404, 401 } },
+		{ "DELETE", "/api/playlists/%s", NULL,
+		    { 204, 403, 403, 404, 403, 404, 401 } },
+	};
+	size_t		 k;
+
+	for (c = 0; c < NCALLERS; c++)
+		memset(&s[c], 0, sizeof(s[c]));
+	expect(new_user("bolaown", &s[OWNER]) == 0);
+	expect(new_user("bolaed", &s[EDITOR]) == 0);
+	expect(new_user("bolavw", &s[VIEWER]) == 0);
+	expect(new_user("bolaoth", &s[OTHER]) == 0);
+	expect(new_guest(&s[GUEST]) == 0);
+	expect(new_admin(&s[ADMIN]) == 0);
+	expect(make_tracks("bola", 2, t) == 0);
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		for (c = NCALLERS - 1; c >= 0; c--) {	/* the owner last: it deletes */
+			long	 got;
+
+			/* a fresh private playlist per case and caller */
+			if (make_playlist(&s[OWNER], "Private", 0, id) != 0 ||
+			    add_tracks(&s[OWNER], id, t, 2, NULL) != 201) {
+				t_fail(__FILE__, __LINE__, "setup failed");
+				return;
+			}
+			snprintf(path, sizeof(path), "/api/playlists/%s/collaborators", id);
+			snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"role\":\"editor\"}",
+			    s[EDITOR].id);
+			if (status_of("POST", path, s[OWNER].access, body) != 200)
+				bad++;
+			snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"role\":\"viewer\"}",
+			    s[VIEWER].id);
+			if (status_of("POST", path, s[OWNER].access, body) != 200)
+				bad++;
+			snprintf(path, sizeof(path), cases[k].fmt, id);
+			if (strstr(path, "@OTHERID") != NULL) {
+				/* the viewer is the one removed */
+				*strstr(path, "@OTHERID") = '\0';
+				strncat(path, s[VIEWER].id, sizeof(path) - strlen(path) - 1);
+			}
+			if (cases[k].body != NULL && strstr(cases[k].body, "@OTHER") != NULL)
+				snprintf(body, sizeof(body), "{\"username\":\"%s\"}",
+				    s[OTHER].name);
+			else if (cases[k].body != NULL)
+				snprintf(body, sizeof(body), "%s", cases[k].body);
+			got = status_of(cases[k].method, path, c == NOTOKEN ? NULL :
+			    s[c].access, cases[k].body ? body : NULL);
+			if (got != cases[k].want[c]) {
+				t_fail(__FILE__, __LINE__, "%s %s as %s: %ld, want %ld",
+				    cases[k].method, cases[k].fmt, who[c], got,
+				    cases[k].want[c]);
+				bad++;
+			}
+		}
+	}
+	expect(bad == 0);
+}
+
+/* A public playlist: anyone signed in reads it; only its people write. */
+static void
+test_playlist_public_is_readable_not_writable(void)
+{
+	struct session	 own, other, guest, admin;
+	char		 id[37], path[256], t[1][37];
+	struct http_res	 res;
+
+	expect(new_user("pubown", &own) == 0);
+	expect(new_user("puboth", &other) == 0);
+	expect(new_guest(&guest) == 0);
+	expect(new_admin(&admin) == 0);
+	expect(make_tracks("pub", 1, t) == 0);
+	expect(make_playlist(&own, "Shared With All", 1, id) == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s", id);
+	res = http_bearer("GET", path, other.access, NULL);
+	expect_status(&res, 200);
+	expect_json_str(&res, "role", "public");
+	http_free(&res);
+	expect(status_of("GET", path, guest.access, NULL) == 200);
+	expect(status_of("GET", path, NULL, NULL) == 401);
+	expect(status_of("PUT", path, other.access, "{\"name\":\"mine now\"}") == 403);
+	expect(add_tracks(&other, id, t, 1, NULL) == 403);
+	expect(add_tracks(&guest, id, t, 1, NULL) == 403);
+	expect(status_of("DELETE", path, other.access, NULL) == 403);
+	res = http_bearer("GET", "/api/playlists/public?sort=recent&limit=200",
+	    other.access, NULL);
+	expect_status(&res, 200);
+	expect(res.body != NULL && strstr(res.body, id) != NULL);
+	http_free(&res);
+	/* moderation: an admin may take a public playlist down */
+	expect(status_of("DELETE", path, admin.access, NULL) == 204);
+	expect(status_of("GET", path, own.access, NULL) == 404);
+}
+
+/* A scheduled playlist is not deleted from under the scheduler. */
+static void
+test_playlist_scheduled_delete_is_409_unless_asked(void)
+{
+	struct session	 a;
+	char		 id[37], path[256];
+	struct http_res	 res;
+
+	expect(new_user("plsched", &a) == 0);
+	expect(make_playlist(&a, "Scheduled", 0, id) == 0);
+	psql("INSERT INTO schedule_entries (title, playlist_id, days_of_week, start_time,"
+	    " end_time) VALUES ('Breakfast', '%s', ARRAY['monday'], '07:00', '11:00')", id);
+	snprintf(path, sizeof(path), "/api/playlists/%s", id);
+	res = http_bearer("DELETE", path, a.access, NULL);
+	expect_status(&res, 409);
+	expect_json_str(&res, "error.details.schedule_entries.0.title", "Breakfast");
+	http_free(&res);
+	snprintf(path, sizeof(path), "/api/playlists/%s?deactivate_schedules=1", id);
+	expect(status_of("DELETE", path, a.access, NULL) == 204);
+	expect(strcmp(psql("SELECT count(*) FROM schedule_entries WHERE title = 'Breakfast'"
+	    " AND NOT is_active AND playlist_id IS NULL"), "1") == 0);
+}
+
+/* ---- concurrency ---------------------------------------------------------- */
+
+struct hammer {
+	const struct session	*s;
+	const char		*id;
+	char			 (*tracks)[37];
+	int			 ntracks;
+	unsigned		 seed;
+	int			 errors;	/* 5xx or transport errors */
+};
+
+static void *
+hammer_run(void *arg)
+{
+	struct hammer	*h = arg;
+	char		 path[256], body[256];
+	int		 i;
+
+	for (i = 0; i < 20; i++) {
+		int	 op = (int)(rand_r(&h->seed) % 3);
+		long	 st;
+
+		if (op == 0) {
+			snprintf(path, sizeof(path), "/api/playlists/%s/tracks", h->id);
+			snprintf(body, sizeof(body), "{\"track_ids\":[\"%s\"],\"position\":%u,"
+			    "\"allow_duplicates\":true}",
+			    h->tracks[rand_r(&h->seed) % (unsigned)h->ntracks],
+			    rand_r(&h->seed) % 3);
+			st = status_of("POST", path, h->s->access, body);
+		} else if (op == 1) {
+			snprintf(path, sizeof(path), "/api/playlists/%s/reorder", h->id);
+			snprintf(body, sizeof(body), "{\"from\":%u,\"to\":%u}",
+			    rand_r(&h->seed) % 4, rand_r(&h->seed) % 4);
+			st = status_of("PUT", path, h->s->access, body);
+		} else {
+			snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s?position=%u",
+			    h->id, h->tracks[rand_r(&h->seed) % (unsigned)h->ntracks],
+			    rand_r(&h->seed) % 4);
+			st = status_of("DELETE", path, h->s->access, NULL);
+		}
+		/* 404 (not at that position) and 422 (moved meanwhile) are fine */
+		if (st != 200 && st != 201 && st != 404 && st != 422)
+			h->errors++;
+	}
+	http_close();
+	return NULL;
+}
+
+static void
+test_playlist_eight_clients_editing_at_once_leave_it_dense(void)
+{
+	struct session	 a;
+	char		 t[4][37], id[37];
+	struct hammer	 h[8];
+	pthread_t	 th[8];
+	int		 i, errors = 0;
+
+	expect(new_user("plham", &a) == 0);
+	expect(make_tracks("ham", 4, t) == 0);
+	expect(make_playlist(&a, "Hammered", 0, id) == 0);
+	expect(add_tracks(&a, id, t, 4, NULL) == 201);
+	for (i = 0; i < 8; i++) {
+		h[i] = (struct hammer){ &a, id, t, 4, (unsigned)(i * 7919 + 1), 0 };
+		expect(pthread_create(&th[i], NULL, hammer_run, &h[i]) == 0);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(th[i], NULL);
+		errors += h[i].errors;
+	}
+	expect(errors == 0);
+	expect(consistent(id));
+}
+
+const struct it_test playlist_tests[] = {
+#define T(f) { #f, f }
+	T(test_playlist_create_read_change_delete),
+	T(test_playlist_fields_outside_the_allow_list_are_refused),
+	T(test_playlist_malformed_ids_are_400_not_500),
+	T(test_playlist_entries_add_move_remove_stay_dense),
+	T(test_playlist_duplicates_only_when_asked),
+	T(test_playlist_unknown_tracks_are_422_naming_them),
+	T(test_playlist_limits_are_422),
+	T(test_playlist_library_delete_removes_entries_and_fixes_counts),
+	T(test_playlist_private_bola_matrix),
+	T(test_playlist_public_is_readable_not_writable),
+	T(test_playlist_scheduled_delete_is_409_unless_asked),
+	T(test_playlist_eight_clients_editing_at_once_leave_it_dense),
+#undef T
+};
+const size_t playlist_ntests = sizeof(playlist_tests) / sizeof(playlist_tests[0]);
 
 void
 playlist_tests_init(const char *dir, const char *repo)
 {
-	(void)dir;
-	(void)repo;
+	stack_dir = dir;
+	top = repo;
+	run_id = (long)getpid() % 100000;
 }
