@@ -691,6 +691,15 @@ extern const struct route_table	music_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
 
+/*
+ * handlers/user.c: an ISO 8601 date ("2024-05-01") or date-time
+ * ("2024-05-01T18:30", seconds and a fraction optional, then "Z", "+02:00",
+ * "+0200", "+02" or no zone, meaning UTC) as microseconds since 1970 UTC.
+ * A date alone is its first microsecond, or its last when end_of_day.
+ * OUT: *us. 0 if s is one; -1 otherwise. Pure; tested.
+ */
+int		 iso8601_to_us(const char *s, int end_of_day, long long *us);
+
 /* ---- migrate.c ------------------------------------------------------ */
 
 int		 migrate_run(int status_only);

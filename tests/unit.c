@@ -3287,6 +3287,71 @@ test_auth_init_refuses_short_or_missing_secrets(void **state)
 	use_secrets(secret_a, NULL);
 }
 
+/* ---- handlers/user.c: ISO 8601 times ------------------------------- */
+
+static void
+test_iso8601_dates_are_utc_midnight_or_the_last_microsecond(void **state)
+{
+	long long	 us = 0;
+
+	assert_int_equal(iso8601_to_us("1970-01-01", 0, &us), 0);
+	assert_true(us == 0);
+	assert_int_equal(iso8601_to_us("1970-01-01", 1, &us), 0);
+	assert_true(us == 86400000000LL - 1);
+	assert_int_equal(iso8601_to_us("2024-02-29", 0, &us), 0);
+	assert_true(us == 1709164800LL * 1000000);
+	assert_int_equal(iso8601_to_us("1969-12-31", 0, &us), 0);
+	assert_true(us == -86400LL * 1000000);
+	assert_int_equal(iso8601_to_us("2000-02-29", 0, &us), 0);
+}
+
+static void
+test_iso8601_date_times_take_zones_and_fractions(void **state)
+{
+	long long	 us = 0;
+
+	assert_int_equal(iso8601_to_us("2024-05-01T18:30:00Z", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	/* end_of_day only stretches a date alone. */
+	assert_int_equal(iso8601_to_us("2024-05-01T18:30:00Z", 1, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	assert_int_equal(iso8601_to_us("2024-05-01T18:30", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	assert_int_equal(iso8601_to_us("2024-05-01 20:30:00+02:00", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	assert_int_equal(iso8601_to_us("2024-05-01t16:00:00-0230", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	assert_int_equal(iso8601_to_us("2024-05-01T19:30:00+01", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000);
+	assert_int_equal(iso8601_to_us("2024-05-01T18:30:00.25Z", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000 + 250000);
+	/* Past microseconds the digits are cut, not rounded. */
+	assert_int_equal(iso8601_to_us("2024-05-01T18:30:00.123456789Z", 0, &us), 0);
+	assert_true(us == 1714588200LL * 1000000 + 123456);
+}
+
+static void
+test_iso8601_refuses_what_is_not_a_real_time(void **state)
+{
+	static const char *const bad[] = { "", "2024", "2024-5-1", "2024-05-1",
+	    "2024/05/01", "2024-13-01", "2024-00-10", "2024-04-31", "2023-02-29",
+	    "1900-02-29", "0000-01-01", "2024-05-01T", "2024-05-01T24:00",
+	    "2024-05-01T18:60", "2024-05-01T18:30:60", "2024-05-01T18:30:00.",
+	    "2024-05-01T18:30:00.1234567890Z", "2024-05-01T18:30:00+24:00",
+	    "2024-05-01T18:30:00+02:", "2024-05-01T18:30:00+02:60",
+	    "2024-05-01T18:30:00ZZ", "2024-05-01Z", "2024-05-01x",
+	    "2024-05-01T18:30:00 ", " 2024-05-01", "2024-05-01T1:30", "yesterday",
+	    "1714588200", NULL };
+	long long	 us = 42;
+	int		 i;
+
+	for (i = 0; bad[i] != NULL; i++)
+		if (iso8601_to_us(bad[i], 0, &us) != -1)
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_int_equal(iso8601_to_us(NULL, 0, &us), -1);
+	assert_true(us == 42);
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
@@ -3478,6 +3543,10 @@ main(void)
 		    pagecache_teardown),
 		cmocka_unit_test_teardown(test_pagecache_does_not_keep_huge_pages,
 		    pagecache_teardown),
+		/* handlers/user.c */
+		T(test_iso8601_dates_are_utc_midnight_or_the_last_microsecond),
+		T(test_iso8601_date_times_take_zones_and_fractions),
+		T(test_iso8601_refuses_what_is_not_a_real_time),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
