@@ -478,6 +478,10 @@ test_playlist_private_bola_matrix(void)
 		    { 200, 403, 403, 404, 403, 404, 401 } },
 		{ "PUT", "/api/playlists/%s/reorder", "{\"from\":0,\"to\":1}",
 		    { 200, 200, 403, 404, 403, 404, 401 } },
+		{ "POST", "/api/playlists/%s/tracks", "@ADD",
+		    { 201, 201, 403, 404, 403, 404, 401 } },
+		{ "DELETE", "/api/playlists/%s/tracks/@TRACK", NULL,
+		    { 200, 200, 403, 404, 403, 404, 401 } },
 		{ "POST", "/api/playlists/%s/collaborators", "{\"username\":\"@OTHER\"}",
 		    { 200, 403, 403, 404, 403, 404, 401 } },
 		/* removing the viewer: the owner may, and the viewer may leave */
@@ -517,12 +521,19 @@ test_playlist_private_bola_matrix(void)
 			if (status_of("POST", path, s[OWNER].access, body) != 200)
 				bad++;
 			snprintf(path, sizeof(path), cases[k].fmt, id);
+			if (strstr(path, "@TRACK") != NULL) {
+				*strstr(path, "@TRACK") = '\0';
+				strncat(path, t[0], sizeof(path) - strlen(path) - 1);
+			}
 			if (strstr(path, "@OTHERID") != NULL) {
 				/* the viewer is the one removed */
 				*strstr(path, "@OTHERID") = '\0';
 				strncat(path, s[VIEWER].id, sizeof(path) - strlen(path) - 1);
 			}
-			if (cases[k].body != NULL && strstr(cases[k].body, "@OTHER") != NULL)
+			if (cases[k].body != NULL && strcmp(cases[k].body, "@ADD") == 0)
+				snprintf(body, sizeof(body), "{\"track_ids\":[\"%s\"],"
+				    "\"allow_duplicates\":true}", t[1]);
+			else if (cases[k].body != NULL && strstr(cases[k].body, "@OTHER") != NULL)
 				snprintf(body, sizeof(body), "{\"username\":\"%s\"}",
 				    s[OTHER].name);
 			else if (cases[k].body != NULL)
