@@ -703,12 +703,42 @@ const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
 /* Release libmagic and libvips; at worker exit. Safe to call twice. */
 void		 media_shutdown(void);
 
+/* ---- handlers/m3u.c: M3U text ----------------------------------------- */
+
+/* One location of an M3U file and what it can be matched by. */
+struct m3u_entry {
+	int		 line;		/* of the location, from 1 */
+	const char	*location;	/* as written, blanks around removed */
+	const char	*extinf;	/* the #EXTINF text after its comma, or NULL */
+	const char	*artist, *title; /* extinf split at " - ", or both NULL */
+	const char	*path;		/* a file:// or http(s):// URL's decoded
+					   path, else location with '\' as '/' */
+	const char	*tail;		/* path's last two components, or NULL */
+	char		 stream_id[37];	/* of "/api/music/tracks/<id>/stream", or "" */
+};
+
+struct m3u_file {
+	const char		*name;		/* the first #PLAYLIST:, or NULL */
+	struct m3u_entry	*entries;
+	size_t			 n;
+};
+
+/*
+ * Read an M3U or Extended M3U text (UTF-8 checked by the caller; a BOM
+ * is skipped; LF or CRLF lines). Every line that is not blank and not a
+ * '#' line is an entry; an #EXTINF line applies to the next entry only.
+ * Pure apart from pool. OUT: *out, in pool.
+ */
+void		 m3u_parse(struct mpool *, const char *buf, size_t len,
+		    struct m3u_file *out);
+
 /* ---- handlers ------------------------------------------------------- */
 
 extern const struct route_table	system_route_table;
 extern const struct route_table	auth_route_table;
 extern const struct route_table	admin_route_table;
 extern const struct route_table	music_route_table;
+extern const struct route_table	m3u_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
 
