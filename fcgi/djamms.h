@@ -318,6 +318,15 @@ const char	*req_query(struct req *r, const char *name);
 /* A request header by its HTTP name ("X-Api-Key"), NULL if absent. */
 const char	*req_header(struct req *r, const char *name);
 /*
+ * Read the whole body as it came, whatever its Content-Type (the caller
+ * checks that), at most cfg.body_max bytes: E_TOO_LARGE beyond, or when
+ * CONTENT_LENGTH says so before a byte is read; E_BAD_REQUEST for a
+ * CONTENT_LENGTH that is not a number. Sets no error message. OUT: *buf
+ * (pool, NUL-terminated after *len bytes; the body itself may hold NULs),
+ * *len. The body can be read once.
+ */
+enum app_err	 req_read_body_raw(struct req *r, char **buf, size_t *len);
+/*
  * Read and parse the JSON body. Checks Content-Type (415), size (413),
  * UTF-8, depth and trailing bytes (400). OUT: *out, owned by the pool.
  */
@@ -333,6 +342,14 @@ enum app_err	 req_fail(struct req *r, enum app_err, const char *message,
 char		*url_decode(struct mpool *, const char *s, size_t len, int plus_is_space);
 /* Split a query string into decoded pairs. OUT: *out, *n. -1 if malformed. */
 int		 query_parse(struct mpool *, const char *qs, struct kv **out, int *n);
+/*
+ * 1 if the Content-Type value ct is the media type type ("text/plain"),
+ * case-insensitive, with parameters, of which a charset must be UTF-8.
+ * Pure.
+ */
+int		 content_type_is(const char *ct, const char *type);
+/* 1 if [s, s+len) is strict UTF-8 (RFC 3629) without NUL bytes. Pure. */
+int		 utf8_text_valid(const char *s, size_t len);
 /* Lexical checks json-c misses (see req.c). 0 if fine, else OUT: *why. */
 int		 json_prescan(const char *buf, size_t len, const char **why);
 /*
@@ -369,6 +386,13 @@ enum app_err	 query_only(struct req *, const char *const *known);
 /* ---- resp.c --------------------------------------------------------- */
 
 void		 resp_header(struct req *r, const char *name, const char *val);
+/*
+ * Content-Disposition: attachment, naming the file name + ext (ext with
+ * its dot, ASCII): an ASCII fallback in filename (other bytes, '"', '\\',
+ * '/' and ';' become '_'; cut near 120 bytes) and the exact UTF-8 name in
+ * filename* (RFC 5987).
+ */
+void		 resp_attachment(struct req *r, const char *name, const char *ext);
 /* Serialise obj as the body. Takes ownership of obj (pool cleanup). */
 enum app_err	 resp_json(struct req *r, int status, struct json_object *obj);
 /*
@@ -682,12 +706,42 @@ const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
 /* Release libmagic and libvips; at worker exit. Safe to call twice. */
 void		 media_shutdown(void);
 
+/* ---- handlers/m3u.c: M3U text ----------------------------------------- */
+
+/* One location of an M3U file and what it can be matched by. */
+struct m3u_entry {
+	int		 line;		/* of the location, from 1 */
+	const char	*location;	/* as written, blanks around removed */
+	const char	*extinf;	/* the #EXTINF text after its comma, or NULL */
+	const char	*artist, *title; /* extinf split at " - ", or both NULL */
+	const char	*path;		/* a file:// or http(s):// URL's decoded
+					   path, else location with '\' as '/' */
+	const char	*tail;		/* path's last two components, or NULL */
+	char		 stream_id[37];	/* of "/api/music/tracks/<id>/stream", or "" */
+};
+
+struct m3u_file {
+	const char		*name;		/* the first #PLAYLIST:, or NULL */
+	struct m3u_entry	*entries;
+	size_t			 n;
+};
+
+/*
+ * Read an M3U or Extended M3U text (UTF-8 checked by the caller; a BOM
+ * is skipped; LF or CRLF lines). Every line that is not blank and not a
+ * '#' line is an entry; an #EXTINF line applies to the next entry only.
+ * Pure apart from pool. OUT: *out, in pool.
+ */
+void		 m3u_parse(struct mpool *, const char *buf, size_t len,
+		    struct m3u_file *out);
+
 /* ---- handlers ------------------------------------------------------- */
 
 extern const struct route_table	system_route_table;
 extern const struct route_table	auth_route_table;
 extern const struct route_table	admin_route_table;
 extern const struct route_table	music_route_table;
+extern const struct route_table	m3u_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
 

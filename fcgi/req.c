@@ -344,18 +344,18 @@ json_parse_strict(const char *buf, size_t len, int max_depth,
 }
 
 /*
- * application/json, optionally with parameters; a declared charset must
- * be UTF-8, the only encoding JSON has (RFC 8259).
+ * JSON's only encoding is UTF-8 (RFC 8259), and every text body we take
+ * is UTF-8 too: a declared charset must say so.
  */
-static int
-is_json_content_type(const char *ct)
+int
+content_type_is(const char *ct, const char *type)
 {
-	static const char	 json[] = "application/json";
-	const char		*p;
+	size_t		 tlen = strlen(type);
+	const char	*p;
 
-	if (ct == NULL || strncasecmp(ct, json, sizeof(json) - 1) != 0)
+	if (ct == NULL || strncasecmp(ct, type, tlen) != 0)
 		return 0;
-	p = ct + sizeof(json) - 1;
+	p = ct + tlen;
 	for (;;) {
 		const char	*name, *val;
 		size_t		 nlen, vlen;
@@ -395,12 +395,24 @@ is_json_content_type(const char *ct)
 			return 0;
 	}
 }
-/*
- * Read the whole body, counting bytes ourselves: CONTENT_LENGTH is
- * advice, never a bound. OUT: *buf (pool), *len.
- */
-static enum app_err
-req_read_body(struct req *r, char **buf, size_t *len)
+
+int
+utf8_text_valid(const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, n;
+
+	while (i < len) {
+		if (p[i] == '\0' || (n = utf8_seq_len(p + i, len - i)) == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+/* Counts bytes itself: CONTENT_LENGTH is advice, never a bound. */
+enum app_err
+req_read_body_raw(struct req *r, char **buf, size_t *len)
 {
 	size_t		 cap = (size_t)cfg.body_max, used = 0, alloc;
 	const char	*cl = req_env(r, "CONTENT_LENGTH");
@@ -457,11 +469,11 @@ req_json_body(struct req *r, struct json_object **out)
 	enum app_err	 err;
 
 	*out = NULL;
-	if (!is_json_content_type(req_env(r, "CONTENT_TYPE")))
+	if (!content_type_is(req_env(r, "CONTENT_TYPE"), "application/json"))
 		return req_fail(r, E_UNSUPPORTED,
 		    "the body must be sent as Content-Type: application/json",
 		    NULL);
-	if ((err = req_read_body(r, &buf, &len)) != E_OK) {
+	if ((err = req_read_body_raw(r, &buf, &len)) != E_OK) {
 		if (err == E_TOO_LARGE)
 			return req_fail(r, err, pool_printf(r->pool,
 			    "the body is larger than %ld bytes", cfg.body_max),

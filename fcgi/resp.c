@@ -3,6 +3,7 @@
  * body; resp_send() writes them in one go, so a handler that fails after
  * starting a response can still be answered with a clean error.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,48 @@ resp_header(struct req *r, const char *name, const char *val)
 	for (tail = &r->headers; *tail != NULL; tail = &(*tail)->next)
 		;
 	*tail = h;
+}
+
+/* RFC 5987 value-chars: attr-char stays, everything else is %XX. */
+static char *
+rfc5987(struct req *r, const char *s)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	size_t			 n = strlen(s), i, o = 0;
+	char			*out = pool_alloc(r->pool, 3 * n + 1);
+
+	for (i = 0; i < n; i++) {
+		unsigned char	 c = (unsigned char)s[i];
+
+		if (isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL)
+			out[o++] = (char)c;
+		else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void
+resp_attachment(struct req *r, const char *name, const char *ext)
+{
+	char	 ascii[128];
+	size_t	 i, o = 0;
+
+	/* An ASCII fallback name, and the real one in RFC 5987 form. */
+	for (i = 0; name[i] != '\0' && o + 1 < sizeof(ascii) - 8; i++) {
+		unsigned char	 c = (unsigned char)name[i];
+
+		ascii[o++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' &&
+		    c != '/' && c != ';' ? (char)c : '_';
+	}
+	ascii[o] = '\0';
+	resp_header(r, "Content-Disposition", pool_printf(r->pool,
+	    "attachment; filename=\"%s%s\"; filename*=UTF-8''%s%s", ascii, ext,
+	    rfc5987(r, name), ext));
 }
 
 enum app_err

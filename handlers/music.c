@@ -703,29 +703,6 @@ accel_path(struct req *r, const char *prefix, const char *path)
 	return out;
 }
 
-/* RFC 5987 value-chars: attr-char stays, everything else is %XX. */
-static char *
-rfc5987(struct req *r, const char *s)
-{
-	static const char	 hex[] = "0123456789ABCDEF";
-	size_t			 n = strlen(s), i, o = 0;
-	char			*out = pool_alloc(r->pool, 3 * n + 1);
-
-	for (i = 0; i < n; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
-		if (isalnum(c) || strchr("!#$&+-.^_`|~", c) != NULL)
-			out[o++] = (char)c;
-		else {
-			out[o++] = '%';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
 static enum app_err
 track_with_audio(struct req *r, PGresult **res)
 {
@@ -756,22 +733,9 @@ music_track_stream(struct req *r)
 	resp_header(r, "X-Accel-Redirect", accel_path(r, "/", PQgetvalue(res, 0, T_PATH)));
 	resp_header(r, "Cache-Control", "private, max-age=3600");
 	if (dl != NULL && strcmp(dl, "0") != 0) {
-		const char	*title = PQgetvalue(res, 0, T_TITLE);
 		const char	*ext = strrchr(PQgetvalue(res, 0, T_PATH), '.');
-		char		 ascii[128];
-		size_t		 i, o = 0;
 
-		/* An ASCII fallback name, and the real one in RFC 5987 form. */
-		for (i = 0; title[i] != '\0' && o + 1 < sizeof(ascii) - 8; i++) {
-			unsigned char	 c = (unsigned char)title[i];
-
-			ascii[o++] = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' &&
-			    c != '/' && c != ';' ? (char)c : '_';
-		}
-		ascii[o] = '\0';
-		resp_header(r, "Content-Disposition", pool_printf(r->pool,
-		    "attachment; filename=\"%s%s\"; filename*=UTF-8''%s%s", ascii,
-		    ext ? ext : "", rfc5987(r, title), ext ? ext : ""));
+		resp_attachment(r, PQgetvalue(res, 0, T_TITLE), ext ? ext : "");
 	}
 	return E_OK;
 }

@@ -3352,6 +3352,156 @@ test_iso8601_refuses_what_is_not_a_real_time(void **state)
 	assert_true(us == 42);
 }
 
+/* ---- M3U text, content types, UTF-8 ----------------------------------- */
+
+static void
+test_m3u_parse_reads_entries_with_their_extinf(void **state)
+{
+	static const char	 text[] = "\xef\xbb\xbf#EXTM3U\r\n"
+				    "#PLAYLIST: Road trip \r\n"
+				    "#EXTINF:241,Nina Simone - Sinnerman\r\n"
+				    "/srv/music/Nina Simone/Sinnerman.flac\r\n"
+				    "\r\n"
+				    "# a comment\r\n"
+				    "audio/2026/12/a/b/x.mp3\r\n"
+				    "#EXTINF:-1 tvg-name=\"a,b\",Solo title\n"
+				    "  http://example.org/x.mp3  ";
+	struct m3u_file		 f;
+
+	m3u_parse(*state, text, sizeof(text) - 1, &f);
+	assert_string_equal(f.name, "Road trip");
+	assert_int_equal(f.n, 3);
+	assert_int_equal(f.entries[0].line, 4);
+	assert_string_equal(f.entries[0].location, "/srv/music/Nina Simone/Sinnerman.flac");
+	assert_string_equal(f.entries[0].extinf, "Nina Simone - Sinnerman");
+	assert_string_equal(f.entries[0].artist, "Nina Simone");
+	assert_string_equal(f.entries[0].title, "Sinnerman");
+	/* An #EXTINF describes the next entry only. */
+	assert_int_equal(f.entries[1].line, 7);
+	assert_null(f.entries[1].extinf);
+	assert_null(f.entries[1].artist);
+	/* A comma inside a quoted attribute is not the separator. */
+	assert_int_equal(f.entries[2].line, 9);
+	assert_string_equal(f.entries[2].location, "http://example.org/x.mp3");
+	assert_string_equal(f.entries[2].extinf, "Solo title");
+	assert_null(f.entries[2].artist);
+	assert_null(f.entries[2].title);
+}
+
+static void
+test_m3u_parse_of_nothing_has_no_entries(void **state)
+{
+	struct m3u_file	 f;
+
+	m3u_parse(*state, "", 0, &f);
+	assert_int_equal(f.n, 0);
+	assert_null(f.name);
+	m3u_parse(*state, "#EXTM3U\n\n", 9, &f);
+	assert_int_equal(f.n, 0);
+}
+
+/* The keys a location is matched by: path, last two components, stream id. */
+static void
+test_m3u_location_keys(void **state)
+{
+	static const struct {
+		const char	*location, *path, *tail, *stream_id;
+	} cases[] = {
+		{ "/srv/music/Artist/Song.mp3", "/srv/music/Artist/Song.mp3",
+		    "Artist/Song.mp3", "" },
+		{ "../Music/Artist/Song.mp3", "../Music/Artist/Song.mp3",
+		    "Artist/Song.mp3", "" },
+		{ "C:\\Music\\Artist\\Song.mp3", "C:/Music/Artist/Song.mp3",
+		    "Artist/Song.mp3", "" },
+		{ "file:///home/u/My%20Music/A/B%C3%A9.flac",
+		    "/home/u/My Music/A/B\xc3\xa9.flac", "A/B\xc3\xa9.flac", "" },
+		{ "file://host/share/A/B.mp3", "/share/A/B.mp3", "A/B.mp3", "" },
+		{ "/api/music/tracks/6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    "/api/music/tracks/6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    "6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    "6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f" },
+		{ "https://dj.example.org/api/music/tracks/"
+		    "6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream?download=1",
+		    "/api/music/tracks/6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    "6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    "6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f" },
+		/* not a UUID, and not the whole path */
+		{ "/api/music/tracks/6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4eZZ/stream",
+		    NULL, NULL, "" },
+		{ "/x/api/music/tracks/6c2f3a4e-1d2b-4c5d-8e9f-0a1b2c3d4e5f/stream",
+		    NULL, NULL, "" },
+		/* only one component, or dots: no tail */
+		{ "Song.mp3", "Song.mp3", NULL, "" },
+		{ "/Song.mp3", "/Song.mp3", NULL, "" },
+		{ "../Song.mp3", "../Song.mp3", NULL, "" },
+		{ "Music/..", "Music/..", NULL, "" },
+		{ "Music//Song.mp3", "Music//Song.mp3", NULL, "" },
+		{ "../../etc/passwd", "../../etc/passwd", "etc/passwd", "" },
+		/* an encoded NUL or bad UTF-8 leaves the path as written */
+		{ "file:///a/b%00c", "/a/b%00c", "a/b%00c", "" },
+		{ "file:///a/b%ffc", "/a/b%ffc", "a/b%ffc", "" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct m3u_file	 f;
+
+		m3u_parse(*state, cases[i].location, strlen(cases[i].location), &f);
+		assert_int_equal(f.n, 1);
+		if (cases[i].path != NULL)
+			assert_string_equal(f.entries[0].path, cases[i].path);
+		if (cases[i].tail != NULL)
+			assert_string_equal(f.entries[0].tail, cases[i].tail);
+		else if (cases[i].path != NULL)
+			assert_null(f.entries[0].tail);
+		assert_string_equal(f.entries[0].stream_id, cases[i].stream_id);
+	}
+}
+
+static void
+test_m3u_playlist_name_is_cut_between_characters(void **state)
+{
+	char		 text[512];
+	struct m3u_file	 f;
+	size_t		 o = 0;
+	int		 i;
+
+	o += (size_t)sprintf(text, "#PLAYLIST:a");
+	for (i = 0; i < 200; i++)		/* 1 + 400 bytes of "é" */
+		o += (size_t)sprintf(text + o, "\xc3\xa9");
+	m3u_parse(*state, text, o, &f);
+	assert_int_equal(strlen(f.name), 255);	/* 'a' and 127 whole "é" */
+	assert_true(utf8_text_valid(f.name, strlen(f.name)));
+	/* A blank name is no name: the next #PLAYLIST: counts. */
+	m3u_parse(*state, "#PLAYLIST: \t \n#PLAYLIST:second\n#PLAYLIST:third",
+	    strlen("#PLAYLIST: \t \n#PLAYLIST:second\n#PLAYLIST:third"), &f);
+	assert_string_equal(f.name, "second");
+}
+
+static void
+test_content_type_is_matches_type_and_charset(void **state)
+{
+	assert_true(content_type_is("audio/x-mpegurl", "audio/x-mpegurl"));
+	assert_true(content_type_is("Audio/X-MpegURL; charset=UTF-8", "audio/x-mpegurl"));
+	assert_true(content_type_is("text/plain;charset=\"utf8\"", "text/plain"));
+	assert_false(content_type_is("text/plain; charset=iso-8859-1", "text/plain"));
+	assert_false(content_type_is("text/plainer", "text/plain"));
+	assert_false(content_type_is(NULL, "text/plain"));
+	assert_false(content_type_is("application/json", "text/plain"));
+}
+
+static void
+test_utf8_text_valid_refuses_nul_and_bad_sequences(void **state)
+{
+	assert_true(utf8_text_valid("Beyonc\xc3\xa9", 8));
+	assert_true(utf8_text_valid("", 0));
+	assert_false(utf8_text_valid("a\0b", 3));
+	assert_false(utf8_text_valid("\xc3", 1));		/* cut short */
+	assert_false(utf8_text_valid("\xc0\xaf", 2));		/* overlong */
+	assert_false(utf8_text_valid("\xed\xa0\x80", 3));	/* surrogate */
+	assert_false(utf8_text_valid("caf\xe9", 4));		/* Latin-1 */
+}
+
 /* ---- main ----------------------------------------------------------- */
 
 #define T(f)	cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
@@ -3547,6 +3697,13 @@ main(void)
 		T(test_iso8601_dates_are_utc_midnight_or_the_last_microsecond),
 		T(test_iso8601_date_times_take_zones_and_fractions),
 		T(test_iso8601_refuses_what_is_not_a_real_time),
+		/* M3U text, content types, UTF-8 */
+		T(test_m3u_parse_reads_entries_with_their_extinf),
+		T(test_m3u_parse_of_nothing_has_no_entries),
+		T(test_m3u_location_keys),
+		T(test_m3u_playlist_name_is_cut_between_characters),
+		T(test_content_type_is_matches_type_and_charset),
+		T(test_utf8_text_valid_refuses_nul_and_bad_sequences),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
