@@ -218,6 +218,17 @@ void		 rds_disconnect(void);
  * r's pool when r is given.
  */
 struct redisReply *rds_command(struct req *r, const char *fmt, ...);
+/*
+ * The caller's cached answer under key, if its stamp (own version, the
+ * library's, the caller's likes version) still holds; NULL if not. OUT:
+ * stamp (cap bytes; "" when Redis did not answer), len. The answer lives
+ * as long as the request.
+ */
+const char	*rds_stamped_get(struct req *r, const char *key, const char *own,
+		    char *stamp, size_t cap, size_t *len);
+/* Cache body under key with the stamp rds_stamped_get() gave (if any). */
+void		 rds_stamped_put(struct req *r, const char *key, const char *stamp,
+		    const char *body, size_t len, int ttl_s);
 int		 rds_ping(void);	/* 0 if PONG */
 /* Parse redis://host:port[/db] or unix:/path. Pure; tested. */
 int		 rds_parse_url(const char *url, char *host, size_t hostlen,

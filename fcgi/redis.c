@@ -197,3 +197,47 @@ rds_ping(void)
 	freeReplyObject(rep);
 	return ok ? 0 : -1;
 }
+
+/*
+ * Answers cached per user and stamped with the versions they depend on:
+ * the library's (lib:ver), the user's likes (favver:<uid>) and one of the
+ * caller's own (a playlist's version, say). The versions and the cached
+ * value come back in one round trip; a stamp read before an answer is
+ * built never matches a change made after, so nothing stale is served.
+ */
+static const char stamped_lua[] =
+	"return {redis.call('GET', 'lib:ver') or '0',"
+	" redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[2])}";
+
+const char *
+rds_stamped_get(struct req *r, const char *key, const char *own,
+    char *stamp, size_t cap, size_t *len)
+{
+	struct redisReply	*rep;
+	size_t			 slen;
+
+	stamp[0] = '\0';
+	rep = rds_command(r, "EVAL %s 2 favver:%s %s", stamped_lua,
+	    r->user_id ? r->user_id : "-", key);
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING)
+		return NULL;
+	snprintf(stamp, cap, "%s:%s:%s\n", own, rep->element[0]->str,
+	    rep->element[1]->str);
+	slen = strlen(stamp);
+	if (rep->element[2]->type != REDIS_REPLY_STRING ||
+	    rep->element[2]->len <= slen ||
+	    memcmp(rep->element[2]->str, stamp, slen) != 0)
+		return NULL;
+	*len = rep->element[2]->len - slen;
+	return rep->element[2]->str + slen;
+}
+
+void
+rds_stamped_put(struct req *r, const char *key, const char *stamp,
+    const char *body, size_t len, int ttl_s)
+{
+	if (stamp[0] != '\0')
+		rds_command(r, "SET %s %s%b EX %d", key, stamp, body, len, ttl_s);
+}

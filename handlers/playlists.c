@@ -31,11 +31,11 @@
 
 /* ---- loading one playlist ------------------------------------------------ */
 
-enum { PL_ROLE, PL_OWNER, PL_DOC, PL_COUNT, PL_PUBLIC, PL__N };
+enum { PL_ROLE, PL_OWNER, PL_DOC, PL_COUNT, PL_PUBLIC, PL_VERSION, PL__N };
 
 #define PL_COLS \
 	"playlist_role(p, $2::uuid), p.owner_id, playlist_json(p, $2::uuid)," \
-	" p.track_count, p.is_public"
+	" p.track_count, p.is_public, p.version"
 
 static const struct db_stmt st_load = {
 	"pl_load",
@@ -43,10 +43,19 @@ static const struct db_stmt st_load = {
 	2
 };
 
-/* The same, locked until the transaction ends: writers take turns. */
+/* Without the document, for routes that answer something else. */
+static const struct db_stmt st_load_light = {
+	"pl_load_light",
+	"SELECT playlist_role(p, $2::uuid), p.owner_id, NULL, p.track_count,"
+	" p.is_public, p.version FROM playlists p WHERE p.id = $1 AND p.is_active",
+	2
+};
+
+/* Locked until the transaction ends: writers take turns. */
 static const struct db_stmt st_load_locked = {
 	"pl_load_locked",
-	"SELECT " PL_COLS " FROM playlists p WHERE p.id = $1 AND p.is_active"
+	"SELECT playlist_role(p, $2::uuid), p.owner_id, NULL, p.track_count,"
+	" p.is_public, p.version FROM playlists p WHERE p.id = $1 AND p.is_active"
 	" FOR UPDATE OF p",
 	2
 };
@@ -61,18 +70,22 @@ struct playlist {
 	const char	*id;
 	const char	*role;		/* owner, editor, viewer, public */
 	const char	*owner_id;
+	const char	*version;	/* moves on with every change (sql/010) */
 	long		 count;
 	int		 is_public;
-	PGresult	*res;		/* row 0 holds the document */
+	PGresult	*res;		/* row 0 holds the document (LOAD_DOC) */
 };
 
+enum { LOAD_DOC, LOAD_LOCKED, LOAD_LIGHT };
+
 /*
- * The playlist in the path as the caller sees it, locked when asked (in a
- * transaction). 400 for an id that is not a UUID, 404 when the caller may
+ * The playlist in the path as the caller sees it: with its document
+ * (LOAD_DOC), locked until the transaction ends (LOAD_LOCKED), or neither
+ * (LOAD_LIGHT). 400 for an id that is not a UUID, 404 when the caller may
  * not see it. OUT: pl.
  */
 static enum app_err
-playlist_load(struct req *r, int locked, struct playlist *pl)
+playlist_load(struct req *r, int how, struct playlist *pl)
 {
 	const char	*id = req_param(r, "id");
 	PGresult	*res;
@@ -81,7 +94,8 @@ playlist_load(struct req *r, int locked, struct playlist *pl)
 	memset(pl, 0, sizeof(*pl));
 	if (!uuid_valid(id))
 		return req_fail(r, E_BAD_REQUEST, "the playlist id is not a UUID", NULL);
-	if ((err = db_exec(r, &res, locked ? &st_load_locked : &st_load,
+	if ((err = db_exec(r, &res, how == LOAD_LOCKED ? &st_load_locked :
+	    how == LOAD_LIGHT ? &st_load_light : &st_load,
 	    (const char *const[]){ id, r->user_id })) != E_OK)
 		return err;
 	if (PQntuples(res) != 1 || PQgetisnull(res, 0, PL_ROLE))
@@ -89,6 +103,7 @@ playlist_load(struct req *r, int locked, struct playlist *pl)
 	pl->id = id;
 	pl->role = PQgetvalue(res, 0, PL_ROLE);
 	pl->owner_id = PQgetvalue(res, 0, PL_OWNER);
+	pl->version = PQgetvalue(res, 0, PL_VERSION);
 	pl->count = atol(PQgetvalue(res, 0, PL_COUNT));
 	pl->is_public = strcmp(PQgetvalue(res, 0, PL_PUBLIC), "t") == 0;
 	pl->res = res;
@@ -361,7 +376,7 @@ playlist_get(struct req *r)
 	enum app_err	 err;
 
 	if ((err = query_only(r, (const char *const[]){ NULL })) != E_OK ||
-	    (err = playlist_load(r, 0, &pl)) != E_OK)
+	    (err = playlist_load(r, LOAD_DOC, &pl)) != E_OK)
 		return err;
 	return resp_json_text(r, 200, PQgetvalue(pl.res, 0, PL_DOC),
 	    (size_t)PQgetlength(pl.res, 0, PL_DOC));
@@ -380,7 +395,7 @@ put_body(struct req *r, void *arg)
 		" name = coalesce($2, name),"
 		" description = CASE WHEN $3::bool THEN $4 ELSE description END,"
 		" is_public = coalesce($5::bool, is_public),"
-		" updated_at = now()"
+		" updated_at = now(), version = version + 1"
 		" WHERE id = $1",
 		5
 	};
@@ -389,7 +404,8 @@ put_body(struct req *r, void *arg)
 	PGresult	*res;
 	enum app_err	 err;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK || (err = may_edit(r, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
+	    (err = may_edit(r, &pl)) != E_OK)
 		return err;
 	/* Who can see it is the owner's call alone. */
 	if (t->f.has_public && (t->f.is_public != 0) != pl.is_public &&
@@ -448,7 +464,7 @@ delete_body(struct req *r, void *arg)
 	enum app_err		 err;
 	int			 i;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK)
 		return err;
 	/* Moderation: admins and moderators may take down a public one. */
 	if (!is_owner(&pl) && !(pl.is_public && r->role != NULL &&
@@ -513,6 +529,8 @@ playlist_delete(struct req *r)
 	" || coalesce('\"' || pt.added_by || '\"', 'null')" \
 	" || ',\"track\":' || track_json_for(t.api_doc, f.user_id IS NOT NULL) || '}'"
 
+#define ENTRIES_TTL_S	600
+
 /* GET /api/playlists/:id/tracks?offset=&limit= (positions offset..) */
 static enum app_err
 playlist_tracks_get(struct req *r)
@@ -533,6 +551,9 @@ playlist_tracks_get(struct req *r)
 	struct playlist		 pl;
 	PGresult		*res;
 	struct json_object	*rest;
+	const char		*cached;
+	char			 stamp[96], *key;
+	size_t			 clen;
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK)
@@ -545,10 +566,21 @@ playlist_tracks_get(struct req *r)
 		    NULL);
 	if (limit > ENTRIES_MAX)
 		limit = ENTRIES_MAX;
-	if ((err = playlist_load(r, 0, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LIGHT, &pl)) != E_OK)
 		return err;
 	snprintf(so, sizeof(so), "%ld", offset);
 	snprintf(sl, sizeof(sl), "%ld", limit);
+	/*
+	 * A page of entries is kept in Redis for its reader, stamped with the
+	 * playlist's version, the library's and the reader's likes version:
+	 * any change to one of them and the stamp no longer matches.
+	 */
+	key = pool_printf(r->pool, "plent:%s:%s:%s:%s", pl.id, r->user_id, so, sl);
+	if ((cached = rds_stamped_get(r, key, pl.version, stamp, sizeof(stamp),
+	    &clen)) != NULL) {
+		resp_header(r, "X-Cache", "hit");
+		return resp_json_text(r, 200, cached, clen);
+	}
 	if ((err = db_exec(r, &res, &st_entries, (const char *const[]){ pl.id,
 	    r->user_id, so, sl })) != E_OK)
 		return err;
@@ -558,7 +590,10 @@ playlist_tracks_get(struct req *r)
 	json_object_object_add(rest, "total", json_object_new_int64(pl.count));
 	json_object_object_add(rest, "next_offset", offset + PQntuples(res) < pl.count &&
 	    PQntuples(res) == limit ? json_object_new_int64(offset + limit) : NULL);
-	return resp_json_list(r, 200, "tracks", res, 0, PQntuples(res), rest);
+	err = resp_json_list(r, 200, "tracks", res, 0, PQntuples(res), rest);
+	if (err == E_OK)
+		rds_stamped_put(r, key, stamp, r->body, r->body_len, ENTRIES_TTL_S);
+	return err;
 }
 
 struct add_tx {
@@ -609,7 +644,8 @@ add_body(struct req *r, void *arg)
 	long			 max;
 	int			 i;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK || (err = may_edit(r, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
+	    (err = may_edit(r, &pl)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_unknown, (const char *const[]){ t->ids })) != E_OK)
 		return err;
@@ -734,7 +770,8 @@ remove_body(struct req *r, void *arg)
 	PGresult		*res;
 	enum app_err		 err;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK || (err = may_edit(r, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
+	    (err = may_edit(r, &pl)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_remove, (const char *const[]){ pl.id,
 	    t->track_id, t->position })) != E_OK)
@@ -798,7 +835,8 @@ move_body(struct req *r, void *arg)
 	};
 	static const struct db_stmt st_touch = {
 		"pl_touch",
-		"UPDATE playlists SET updated_at = now() WHERE id = $1",
+		"UPDATE playlists SET updated_at = now(), version = version + 1"
+		" WHERE id = $1",
 		1
 	};
 	struct move_tx	*t = arg;
@@ -807,7 +845,8 @@ move_body(struct req *r, void *arg)
 	enum app_err	 err;
 	char		 a[3][24];
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK || (err = may_edit(r, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
+	    (err = may_edit(r, &pl)) != E_OK)
 		return err;
 	if (t->from + t->count > pl.count)
 		return req_fail(r, E_INVALID, pool_printf(r->pool, "from + count must "
@@ -876,7 +915,7 @@ collaborators_list(struct req *r)
 	enum app_err		 err;
 	struct json_object	*o;
 
-	if ((err = playlist_load(r, 0, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LIGHT, &pl)) != E_OK)
 		return err;
 	if (strcmp(pl.role, "public") == 0)
 		return req_fail(r, E_FORBIDDEN, "only the owner and collaborators see "
@@ -914,7 +953,8 @@ collab_add_body(struct req *r, void *arg)
 	PGresult		*res;
 	enum app_err		 err;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK || (err = must_own(r, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
+	    (err = must_own(r, &pl)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_user, (const char *const[]){ t->user_id,
 	    t->username })) != E_OK)
@@ -977,7 +1017,7 @@ collab_remove_body(struct req *r, void *arg)
 	PGresult		*res;
 	enum app_err		 err;
 
-	if ((err = playlist_load(r, 1, &pl)) != E_OK)
+	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK)
 		return err;
 	/* The owner removes anyone; a collaborator may leave. */
 	if (!is_owner(&pl) && strcmp(t->user_id, r->user_id) != 0)

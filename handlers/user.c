@@ -519,15 +519,51 @@ user_favorites_list(struct req *r)
 	return user_page(r, "tracks", &st_fav_first, &st_fav_after, NULL, 0);
 }
 
+/*
+ * The liked ids are read far more often than they change (a client syncs
+ * its liked set on every start), and a long list costs the database a few
+ * milliseconds each time: the answer is kept in Redis, stamped with the
+ * library's version (a track that goes inactive leaves the list) and the
+ * user's own likes version (favver:<uid>, moved on after every like and
+ * unlike commits). A stamp read before the list was built never matches a
+ * later change, so a stale list is never served. One round trip reads the
+ * versions and the cached answer together.
+ */
+#define FAVIDS_TTL_S	600
+
+static void
+favorites_changed(struct req *r)
+{
+	rds_command(r, "INCR favver:%s", r->user_id);
+}
+
 /* GET /api/user/favorites/ids: {"ids":[...],"count":n}, newest first. */
 static enum app_err
 user_favorites_ids(struct req *r)
 {
-	enum app_err	 err;
+	const char		*cached;
+	char			 stamp[96], *key;
+	size_t			 clen;
+	PGresult		*res;
+	enum app_err		 err;
 
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
-	return user_json_row(r, &st_fav_ids);
+	key = pool_printf(r->pool, "favids:%s", r->user_id);
+	if ((cached = rds_stamped_get(r, key, "ids", stamp, sizeof(stamp),
+	    &clen)) != NULL) {
+		resp_header(r, "X-Cache", "hit");
+		return resp_json_text(r, 200, cached, clen);
+	}
+	if ((err = db_exec(r, &res, &st_fav_ids,
+	    (const char *const[]){ r->user_id })) != E_OK)
+		return err;
+	if (PQntuples(res) != 1)
+		return E_INTERNAL;
+	rds_stamped_put(r, key, stamp, PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0), FAVIDS_TTL_S);
+	return resp_json_text(r, 200, PQgetvalue(res, 0, 0),
+	    (size_t)PQgetlength(res, 0, 0));
 }
 
 /* POST /api/user/favorites/:id: like an active track; liking twice is one like. */
@@ -543,6 +579,7 @@ user_favorite_add(struct req *r)
 		return err;
 	if (!found)
 		return req_fail(r, E_NOT_FOUND, "no such track", NULL);
+	favorites_changed(r);
 	return mark_answer(r, "track_id", id, "liked", 1);
 }
 
@@ -559,6 +596,7 @@ user_favorite_remove(struct req *r)
 		return err;
 	if (!found)
 		return req_fail(r, E_NOT_FOUND, "no such track", NULL);
+	favorites_changed(r);
 	return mark_answer(r, "track_id", id, "liked", 0);
 }
 

@@ -443,6 +443,67 @@ test_playlist_library_delete_removes_entries_and_fixes_counts(void)
 	    " WHERE id = '%s'", id), "2 202") == 0);
 }
 
+/*
+ * Pages of entries and the liked ids are cached per reader; a change to
+ * the playlist, the library or the reader's likes is seen at once.
+ */
+static void
+test_playlist_cached_pages_never_outlive_a_change(void)
+{
+	struct session	 a;
+	char		 t[3][37], id[37], path[256], like[128];
+	struct http_res	 r1, r2;
+
+	expect(new_user("plcache", &a) == 0);
+	expect(make_tracks("cache", 3, t) == 0);
+	expect(make_playlist(&a, "Cached", 0, id) == 0);
+	expect(add_tracks(&a, id, t, 2, NULL) == 201);
+	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
+	r1 = http_bearer("GET", path, a.access, NULL);
+	r2 = http_bearer("GET", path, a.access, NULL);
+	expect_status(&r2, 200);
+	expect(http_header(&r1, "X-Cache") == NULL);
+	expect(http_header(&r2, "X-Cache") != NULL);
+	expect(r1.body_len == r2.body_len && memcmp(r1.body, r2.body, r1.body_len) == 0);
+	http_free(&r1);
+	http_free(&r2);
+	/* an entry added */
+	expect(add_tracks(&a, id, &t[2], 1, NULL) == 201);
+	r1 = http_bearer("GET", path, a.access, NULL);
+	expect(json_int(&r1, "total", 0) == 3);
+	expect_json_str(&r1, "tracks.2.track.id", t[2]);
+	http_free(&r1);
+	/* moved */
+	snprintf(like, sizeof(like), "/api/playlists/%s/reorder", id);
+	expect(status_of("PUT", like, a.access, "{\"from\":2,\"to\":0}") == 200);
+	r1 = http_bearer("GET", path, a.access, NULL);
+	expect_json_str(&r1, "tracks.0.track.id", t[2]);
+	expect(r1.body != NULL && strstr(r1.body, "\"liked\":true") == NULL);
+	http_free(&r1);
+	/* the reader likes one */
+	snprintf(like, sizeof(like), "/api/user/favorites/%s", t[2]);
+	expect(status_of("POST", like, a.access, NULL) == 200);
+	r1 = http_bearer("GET", path, a.access, NULL);
+	expect(r1.body != NULL && strstr(r1.body, "\"liked\":true") != NULL);
+	http_free(&r1);
+	r1 = http_bearer("GET", "/api/user/favorites/ids", a.access, NULL);
+	r2 = http_bearer("GET", "/api/user/favorites/ids", a.access, NULL);
+	expect(json_int(&r1, "count", 0) == 1);
+	expect(http_header(&r2, "X-Cache") != NULL);
+	http_free(&r1);
+	http_free(&r2);
+	expect(status_of("DELETE", like, a.access, NULL) == 200);
+	r1 = http_bearer("GET", "/api/user/favorites/ids", a.access, NULL);
+	expect(json_int(&r1, "count", -1) == 0);
+	http_free(&r1);
+	/* the library changes a title */
+	psql("UPDATE tracks SET title = 'cache-renamed' WHERE id = '%s'", t[0]);
+	sleep_ms(300);
+	r1 = http_bearer("GET", path, a.access, NULL);
+	expect(r1.body != NULL && strstr(r1.body, "cache-renamed") != NULL);
+	http_free(&r1);
+}
+
 /* ---- who sees and changes what -------------------------------------------- */
 
 /*
@@ -692,6 +753,7 @@ const struct it_test playlist_tests[] = {
 	T(test_playlist_unknown_tracks_are_422_naming_them),
 	T(test_playlist_limits_are_422),
 	T(test_playlist_library_delete_removes_entries_and_fixes_counts),
+	T(test_playlist_cached_pages_never_outlive_a_change),
 	T(test_playlist_private_bola_matrix),
 	T(test_playlist_public_is_readable_not_writable),
 	T(test_playlist_scheduled_delete_is_409_unless_asked),
