@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -309,4 +310,104 @@ sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) != 0)
 		;
+}
+
+/* ---- accounts and the database, for the suites ---------------------- */
+
+static unsigned	 it_seq;
+
+int
+it_take_session(struct http_res *res, struct it_session *s)
+{
+	const char	*a = json_str(res, "access_token");
+	const char	*id = json_str(res, "user.id");
+
+	if (a == NULL || id == NULL)
+		return -1;
+	snprintf(s->access, sizeof(s->access), "%s", a);
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	return 0;
+}
+
+int
+it_new_user(const char *prefix, struct it_session *s)
+{
+	char		 body[512];
+	struct http_res	 res;
+	int		 rc;
+
+	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix,
+	    (long)getpid() % 100000, __atomic_add_fetch(&it_seq, 1, __ATOMIC_RELAXED));
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
+	    "\"password\":\"" IT_PASSWORD "\"}", s->name, s->name);
+	res = http_bearer("POST", "/api/auth/register", NULL, body);
+	rc = res.status == 201 ? it_take_session(&res, s) : -1;
+	if (rc != 0)
+		fprintf(stderr, "    register %s: %ld %s\n", s->name, res.status, res.body);
+	http_free(&res);
+	return rc;
+}
+
+int
+it_new_guest(struct it_session *s)
+{
+	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
+	int		 rc = res.status == 201 ? it_take_session(&res, s) : -1;
+
+	http_free(&res);
+	snprintf(s->name, sizeof(s->name), "guest");
+	return rc;
+}
+
+int
+it_login(const char *name, struct it_session *s)
+{
+	char		 body[512];
+	struct http_res	 res;
+	int		 rc;
+
+	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"" IT_PASSWORD
+	    "\"}", name);
+	res = http_bearer("POST", "/api/auth/login", NULL, body);
+	rc = res.status == 200 ? it_take_session(&res, s) : -1;
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	http_free(&res);
+	return rc;
+}
+
+int
+it_new_admin(const char *prefix, struct it_session *s)
+{
+	char	 name[64];
+
+	snprintf(name, sizeof(name), "%s%ld%u", prefix, (long)getpid() % 100000,
+	    __atomic_add_fetch(&it_seq, 1, __ATOMIC_RELAXED));
+	if (sh("eval \"$(%s/tools/stack env %s)\"; DJAMMS_ADMIN_PASSWORD='" IT_PASSWORD
+	    "' %s admin create %s >/dev/null", getenv("TOP"), getenv("STACK_DIR"),
+	    getenv("DJAMMS_BIN"), name) != 0)
+		return -1;
+	return it_login(name, s);
+}
+
+const char *
+it_psql(const char *fmt, ...)
+{
+	char	 sql[16384];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	return sh_out(". %s/stack.env; psql -h $PG_SOCKET_DIR -p $PG_PORT -U djamms "
+	    "-d djamms -v ON_ERROR_STOP=1 -Atqc \"%s\"", getenv("STACK_DIR"), sql);
+}
+
+long
+it_status(const char *method, const char *path, const char *token, const char *json)
+{
+	struct http_res	 res = http_bearer(method, path, token, json);
+	long		 st = res.status;
+
+	http_free(&res);
+	return st;
 }

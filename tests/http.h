@@ -40,6 +40,31 @@ const char	*json_str(const struct http_res *, const char *path);
 long long	 json_int(const struct http_res *, const char *path, long long def);
 int		 json_has(const struct http_res *, const char *path);
 
+/* ---- accounts and the database, for the suites ---- */
+
+#define IT_PASSWORD	"correct horse battery staple"
+
+struct it_session {
+	char	 access[2048];
+	char	 id[64];
+	char	 name[64];
+};
+
+/* The access token and user id of a sign-in answer; 0 if both are there. */
+int		 it_take_session(struct http_res *, struct it_session *);
+/* A fresh account named prefix + a unique suffix, IT_PASSWORD; 0 if made. */
+int		 it_new_user(const char *prefix, struct it_session *);
+/* A guest (POST /api/auth/anonymous); 0 if made. */
+int		 it_new_guest(struct it_session *);
+int		 it_login(const char *name, struct it_session *);
+/* An admin made with `djamms admin create`, signed in; 0 if made. */
+int		 it_new_admin(const char *prefix, struct it_session *);
+/* psql's answer to printf-style SQL, trimmed (static buffer). */
+const char	*it_psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The status of a JSON request with an optional bearer token. */
+long		 it_status(const char *method, const char *path, const char *token,
+		    const char *json);
+
 /* ---- the runner ---- */
 struct it_test {
 	const char	*name;

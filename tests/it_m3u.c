@@ -16,7 +16,6 @@
 
 #include "http.h"
 
-#define PASSWORD	"correct horse battery staple"
 #define M3U_TYPE	"Content-Type: audio/x-mpegurl"
 
 static const char	*stack_dir;
@@ -25,27 +24,6 @@ static long		 run_id;	/* makes names unique to this run */
 
 /* ---- helpers ---------------------------------------------------------- */
 
-struct session {
-	char	 access[2048];
-	char	 id[64];
-	char	 name[64];
-};
-
-static unsigned	 seq;
-
-/* One row, one column of psql's answer (static buffer). */
-static const char *
-psql(const char *fmt, ...)
-{
-	char	 sql[8192];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return sh_out(". %s/stack.env; psql -h $PG_SOCKET_DIR -p $PG_PORT -U djamms "
-	    "-d djamms -v ON_ERROR_STOP=1 -Atqc \"%s\"", stack_dir, sql);
-}
 
 /* psql into id[37]: the first line of the answer. 0 if it is a UUID. */
 static int
@@ -58,45 +36,13 @@ psql_id(char id[37], const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(sql, sizeof(sql), fmt, ap);
 	va_end(ap);
-	out = psql("%s", sql);
+	out = it_psql("%s", sql);
 	snprintf(id, 37, "%s", out);
 	if (strlen(id) != 36) {
 		fprintf(stderr, "    psql: %s -> %s\n", sql, out);
 		return -1;
 	}
 	return 0;
-}
-
-static int
-take_session(struct http_res *res, struct session *s)
-{
-	const char	*a = json_str(res, "access_token");
-	const char	*id = json_str(res, "user.id");
-
-	if (a == NULL || id == NULL)
-		return -1;
-	snprintf(s->access, sizeof(s->access), "%s", a);
-	snprintf(s->id, sizeof(s->id), "%s", id);
-	return 0;
-}
-
-/* A fresh account with a unique name; 0 on success. */
-static int
-new_user(const char *prefix, struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
-	res = http_bearer("POST", "/api/auth/register", NULL, body);
-	rc = res.status == 201 ? take_session(&res, s) : -1;
-	if (rc != 0)
-		fprintf(stderr, "    register %s: %ld %s\n", s->name, res.status, res.body);
-	http_free(&res);
-	return rc;
 }
 
 static struct http_res
@@ -131,7 +77,7 @@ import_m3u(const char *token, const char *query, const char *ctype,
 static const char *
 entries_of(const char *playlist_id)
 {
-	return psql("SELECT coalesce(string_agg(track_id::text, ',' ORDER BY position),"
+	return it_psql("SELECT coalesce(string_agg(track_id::text, ',' ORDER BY position),"
 	    " '') FROM playlist_tracks WHERE playlist_id = '%s'", playlist_id);
 }
 
@@ -168,9 +114,9 @@ make_playlist(char id[37], const char *owner, const char *name_sql, int is_publi
 	for (i = 0; i < n; i++)
 		o += (size_t)snprintf(values + o, sizeof(values) - o, "%s('%s', '%s', %d)",
 		    i ? ", " : "", id, tracks[i], i);
-	psql("INSERT INTO playlist_tracks (playlist_id, track_id, position) VALUES %s",
+	it_psql("INSERT INTO playlist_tracks (playlist_id, track_id, position) VALUES %s",
 	    values);
-	return strcmp(psql("SELECT track_count FROM playlists WHERE id = '%s'", id),
+	return strcmp(it_psql("SELECT track_count FROM playlists WHERE id = '%s'", id),
 	    "") != 0 ? 0 : -1;
 }
 
@@ -264,14 +210,14 @@ field_int(struct json_object *o, const char *key)
 }
 
 /* Accounts several tests share. */
-static struct session	 owner, stranger;
+static struct it_session	 owner, stranger;
 
 static int
 ensure_users(void)
 {
-	if (owner.access[0] == '\0' && new_user("m3uown", &owner) != 0)
+	if (owner.access[0] == '\0' && it_new_user("m3uown", &owner) != 0)
 		return -1;
-	if (stranger.access[0] == '\0' && new_user("m3uoth", &stranger) != 0)
+	if (stranger.access[0] == '\0' && it_new_user("m3uoth", &stranger) != 0)
 		return -1;
 	return 0;
 }
@@ -362,7 +308,7 @@ test_m3u_export_of_another_users_private_playlist_is_404(void)
 	expect_status(&res, 200);
 	http_free(&res);
 	/* A collaborator sees it. */
-	psql("INSERT INTO playlist_collaborators (playlist_id, user_id) VALUES ('%s', '%s')",
+	it_psql("INSERT INTO playlist_collaborators (playlist_id, user_id) VALUES ('%s', '%s')",
 	    priv, stranger.id);
 	res = export_m3u(stranger.access, priv);
 	expect_status(&res, 200);
@@ -440,7 +386,7 @@ test_m3u_round_trip_gives_the_same_tracks_in_the_same_order(void)
 	http_free(&res);
 	snprintf(want, sizeof(want), "%s,%s,%s,%s,%s", up2, cat, up1, imp, up2);
 	expect(strcmp(entries_of(copy), want) == 0);
-	expect(strcmp(psql("SELECT string_agg(DISTINCT added_by::text, ',')"
+	expect(strcmp(it_psql("SELECT string_agg(DISTINCT added_by::text, ',')"
 	    " FROM playlist_tracks WHERE playlist_id = '%s'", copy), owner.id) == 0);
 }
 
@@ -459,7 +405,7 @@ test_m3u_import_matches_extinf_artist_and_title_and_reports_the_rest(void)
 	expect(make_track(loud, "'So What'", artist, 545, NULL, NULL, 90) == 0);
 	expect(make_track(other, "'Blue in Green'", artist, 337, NULL, NULL, 0) == 0);
 	/* A deactivated track is not in the library any more. */
-	psql("UPDATE tracks SET is_active = false WHERE id = '%s'", other);
+	it_psql("UPDATE tracks SET is_active = false WHERE id = '%s'", other);
 	snprintf(body, sizeof(body),
 	    "#EXTM3U\r\n"
 	    "#EXTINF:545,%s - so what\r\n"		/* case does not matter */
@@ -491,7 +437,7 @@ test_m3u_import_matches_extinf_artist_and_title_and_reports_the_rest(void)
 	expect(elem(&res, "unmatched", 3) == NULL);
 	http_free(&res);
 	expect(strcmp(entries_of(pl), loud) == 0);
-	expect(strcmp(psql("SELECT is_public FROM playlists WHERE id = '%s'", pl),
+	expect(strcmp(it_psql("SELECT is_public FROM playlists WHERE id = '%s'", pl),
 	    "t") == 0);
 }
 
@@ -567,14 +513,14 @@ test_m3u_import_of_a_body_that_is_not_utf8_is_400(void)
 	long		 before;
 
 	expect(ensure_users() == 0);
-	before = atol(psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'",
+	before = atol(it_psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'",
 	    owner.id));
 	res = import_m3u(owner.access, NULL, M3U_TYPE, "#EXTINF:1,Caf\xe9 - X\nx.mp3\n",
 	    strlen("#EXTINF:1,Caf\xe9 - X\nx.mp3\n"));
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
-	expect(atol(psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'",
+	expect(atol(it_psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'",
 	    owner.id)) == before);
 }
 
@@ -600,10 +546,10 @@ test_m3u_import_over_the_body_limit_is_413(void)
 static void
 test_m3u_import_as_a_guest_is_403(void)
 {
-	struct session	 guest;
+	struct it_session	 guest;
 	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
 
-	expect(take_session(&res, &guest) == 0);
+	expect(it_take_session(&res, &guest) == 0);
 	http_free(&res);
 	res = import_m3u(guest.access, NULL, M3U_TYPE, "a.mp3\n", 6);
 	expect_status(&res, 403);
@@ -658,7 +604,7 @@ test_m3u_import_checks_name_and_public(void)
 static void
 setting_set(const char *key, const char *value)
 {
-	psql("INSERT INTO system_settings (key, value) VALUES ('%s', '%s')"
+	it_psql("INSERT INTO system_settings (key, value) VALUES ('%s', '%s')"
 	    " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", key, value);
 }
 
@@ -666,12 +612,12 @@ static void
 test_m3u_import_past_the_entry_limit_is_422_and_creates_nothing(void)
 {
 	char		 saved[64];
-	struct session	 u;
+	struct it_session	 u;
 	struct http_res	 res;
 	long		 st;
 
-	expect(new_user("m3ulim", &u) == 0);
-	snprintf(saved, sizeof(saved), "%s", psql("SELECT value::text FROM "
+	expect(it_new_user("m3ulim", &u) == 0);
+	snprintf(saved, sizeof(saved), "%s", it_psql("SELECT value::text FROM "
 	    "system_settings WHERE key = 'max_playlist_entries'"));
 	setting_set("max_playlist_entries", "2");
 	res = import_m3u(u.access, NULL, M3U_TYPE, "a.mp3\nb.mp3\nc.mp3\n", 18);
@@ -685,7 +631,7 @@ test_m3u_import_past_the_entry_limit_is_422_and_creates_nothing(void)
 		t_fail(__FILE__, __LINE__, "2 entries at a limit of 2: %ld", res.status);
 	http_free(&res);
 	setting_set("max_playlist_entries", saved[0] ? saved : "10000");
-	expect(strcmp(psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'", u.id),
+	expect(strcmp(it_psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'", u.id),
 	    "1") == 0);
 }
 
@@ -693,11 +639,11 @@ static void
 test_m3u_import_past_the_playlist_limit_is_422(void)
 {
 	char		 saved[64];
-	struct session	 u;
+	struct it_session	 u;
 	struct http_res	 res;
 
-	expect(new_user("m3umax", &u) == 0);
-	snprintf(saved, sizeof(saved), "%s", psql("SELECT value::text FROM "
+	expect(it_new_user("m3umax", &u) == 0);
+	snprintf(saved, sizeof(saved), "%s", it_psql("SELECT value::text FROM "
 	    "system_settings WHERE key = 'max_playlists_per_user'"));
 	setting_set("max_playlists_per_user", "1");
 	res = import_m3u(u.access, NULL, M3U_TYPE, "a.mp3\n", 6);
@@ -710,7 +656,7 @@ test_m3u_import_past_the_playlist_limit_is_422(void)
 		t_fail(__FILE__, __LINE__, "second playlist: %ld %s", res.status, res.body);
 	http_free(&res);
 	setting_set("max_playlists_per_user", saved[0] ? saved : "500");
-	expect(strcmp(psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'", u.id),
+	expect(strcmp(it_psql("SELECT count(*) FROM playlists WHERE owner_id = '%s'", u.id),
 	    "1") == 0);
 }
 
@@ -727,7 +673,7 @@ test_m3u_import_failing_halfway_leaves_nothing(void)
 	expect(ensure_users() == 0);
 	snprintf(name, sizeof(name), "fault%ld", run_id);
 	expect(make_track(trk, "'Fault'", "Fault", 10, NULL, NULL, 0) == 0);
-	psql("CREATE OR REPLACE FUNCTION m3u_test_fault() RETURNS trigger LANGUAGE plpgsql"
+	it_psql("CREATE OR REPLACE FUNCTION m3u_test_fault() RETURNS trigger LANGUAGE plpgsql"
 	    " AS \\$\\$ BEGIN IF EXISTS (SELECT 1 FROM playlists WHERE id = NEW.playlist_id"
 	    " AND name = '%s') THEN RAISE EXCEPTION 'injected fault'; END IF;"
 	    " RETURN NEW; END \\$\\$; SET client_min_messages = warning;"
@@ -741,12 +687,12 @@ test_m3u_import_failing_halfway_leaves_nothing(void)
 		snprintf(query, sizeof(query), "name=%s", name);
 		res = import_m3u(owner.access, query, M3U_TYPE, body, strlen(body));
 	}
-	psql("DROP TRIGGER m3u_test_fault ON playlist_tracks; DROP FUNCTION m3u_test_fault()");
+	it_psql("DROP TRIGGER m3u_test_fault ON playlist_tracks; DROP FUNCTION m3u_test_fault()");
 	if (res.status < 500)
 		t_fail(__FILE__, __LINE__, "injected fault answered %ld %s", res.status,
 		    res.body);
 	http_free(&res);
-	expect(strcmp(psql("SELECT count(*) FROM playlists WHERE name = '%s'", name),
+	expect(strcmp(it_psql("SELECT count(*) FROM playlists WHERE name = '%s'", name),
 	    "0") == 0);
 	/* And without the fault the same import goes through. */
 	res = import_m3u(owner.access, "name=after", M3U_TYPE, body, strlen(body));

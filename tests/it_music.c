@@ -43,16 +43,6 @@ get_with(const char *path, const char *token, const char *header)
 	return http_do("GET", path, h, NULL, 0);
 }
 
-static long
-status_of(const char *method, const char *path, const char *token, const char *json)
-{
-	struct http_res	 res = http_bearer(method, path, token, json);
-	long		 st = res.status;
-
-	http_free(&res);
-	return st;
-}
-
 /* The whole of a file, malloc'd; NULL if it cannot be read. OUT: *len. */
 static char *
 slurp(const char *path, size_t *len)
@@ -250,71 +240,16 @@ body_is_file(const struct http_res *res, const char *file)
 
 /* ---- accounts -------------------------------------------------------- */
 
-struct session {
-	char	 access[2048];
-	char	 id[64];
-	char	 name[64];
-};
-
-static unsigned	 seq;
-
-static int
-take_session(struct http_res *res, struct session *s)
-{
-	const char	*a = json_str(res, "access_token");
-	const char	*id = json_str(res, "user.id");
-
-	if (a == NULL || id == NULL)
-		return -1;
-	snprintf(s->access, sizeof(s->access), "%s", a);
-	snprintf(s->id, sizeof(s->id), "%s", id);
-	return 0;
-}
-
-/* A fresh account with a unique name; 0 on success. */
-static int
-new_user(const char *prefix, struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
-	res = http_bearer("POST", "/api/auth/register", NULL, body);
-	rc = res.status == 201 ? take_session(&res, s) : -1;
-	if (rc != 0)
-		fprintf(stderr, "    register %s: %ld %s\n", s->name, res.status, res.body);
-	http_free(&res);
-	return rc;
-}
-
-static int
-login(const char *name, struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"" PASSWORD "\"}",
-	    name);
-	res = http_bearer("POST", "/api/auth/login", NULL, body);
-	rc = res.status == 200 ? take_session(&res, s) : -1;
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	http_free(&res);
-	return rc;
-}
 
 /* alice uploads most things; bob is someone else; the others by role. */
-static struct session	 alice, bob, moderator, admin;
+static struct it_session	 alice, bob, moderator, admin;
 
 static int
 ensure_users(void)
 {
-	if (alice.access[0] == '\0' && new_user("alice", &alice) != 0)
+	if (alice.access[0] == '\0' && it_new_user("alice", &alice) != 0)
 		return -1;
-	if (bob.access[0] == '\0' && new_user("bob", &bob) != 0)
+	if (bob.access[0] == '\0' && it_new_user("bob", &bob) != 0)
 		return -1;
 	return 0;
 }
@@ -332,7 +267,7 @@ ensure_admin(void)
 	    "' %s admin create %s >/dev/null", top, stack_dir, getenv("DJAMMS_BIN"),
 	    name) != 0)
 		return -1;
-	return login(name, &admin);
+	return it_login(name, &admin);
 }
 
 /* A user the admin promoted to moderator through the admin API. */
@@ -344,15 +279,15 @@ ensure_moderator(void)
 
 	if (moderator.access[0] != '\0')
 		return 0;
-	if (ensure_admin() != 0 || new_user("mod", &moderator) != 0)
+	if (ensure_admin() != 0 || it_new_user("mod", &moderator) != 0)
 		return -1;
 	snprintf(path, sizeof(path), "/api/admin/users/%s", moderator.id);
-	if ((st = status_of("PUT", path, admin.access, "{\"role\":\"moderator\"}")) != 200) {
+	if ((st = it_status("PUT", path, admin.access, "{\"role\":\"moderator\"}")) != 200) {
 		fprintf(stderr, "    promote: %ld\n", st);
 		return -1;
 	}
 	/* The promotion ended the old token; the new one carries the role. */
-	return login(moderator.name, &moderator);
+	return it_login(moderator.name, &moderator);
 }
 
 /* ---- fixtures: real audio, made once per run ---------------------------- */
@@ -446,7 +381,7 @@ ensure_upload(const char *file, char id[37])
  * Five tracks of one user with known tags, for filters, sorts and
  * paging: F1..F5 uploaded out of title order.
  */
-static struct session	 lister;
+static struct it_session	 lister;
 static char		 set_ids[5][37];
 static char		 set_genre_a[32], set_genre_b[32], set_artist_x[32],
 			 set_album[32];
@@ -470,7 +405,7 @@ ensure_set(void)
 
 	if (done)
 		return 0;
-	if (ensure_fixtures() != 0 || new_user("lister", &lister) != 0)
+	if (ensure_fixtures() != 0 || it_new_user("lister", &lister) != 0)
 		return -1;
 	snprintf(set_genre_a, sizeof(set_genre_a), "Ga%ld", run_id);
 	snprintf(set_genre_b, sizeof(set_genre_b), "Gb%ld", run_id);
@@ -712,12 +647,12 @@ test_music_duplicate_upload_is_409_naming_the_first(void)
 static void
 test_music_upload_past_the_storage_quota_is_refused(void)
 {
-	struct session	 s;
+	struct it_session	 s;
 	struct http_res	 res;
 	char		 before[64], sql[256];
 
 	expect(ensure_fixtures() == 0);
-	expect(new_user("quota", &s) == 0);
+	expect(it_new_user("quota", &s) == 0);
 	expect(make_wav("quota.wav", 643, 3) == 0);	/* 48 kB */
 	snprintf(before, sizeof(before), "%s", psql("SELECT value FROM system_settings "
 	    "WHERE key = 'storage_quota_bytes'"));
@@ -905,7 +840,7 @@ test_music_cursor_not_made_by_the_api_is_400(void)
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
-	expect(status_of("GET", "/api/music/tracks?cursor=%21%21%21", alice.access,
+	expect(it_status("GET", "/api/music/tracks?cursor=%21%21%21", alice.access,
 	    NULL) == 400);
 }
 
@@ -919,7 +854,7 @@ test_music_unknown_sort_is_400(void)
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
-	expect(status_of("GET", "/api/music/tracks?sort=title;DROP%20TABLE%20tracks",
+	expect(it_status("GET", "/api/music/tracks?sort=title;DROP%20TABLE%20tracks",
 	    alice.access, NULL) == 400);
 }
 
@@ -960,12 +895,12 @@ test_music_second_identical_list_is_a_cache_hit(void)
 static void
 test_music_list_shows_uploads_and_edits_at_once(void)
 {
-	struct session	 s;
+	struct it_session	 s;
 	struct http_res	 res;
 	char		 id[37], path[128];
 
 	expect(ensure_fixtures() == 0);
-	expect(new_user("cache", &s) == 0);
+	expect(it_new_user("cache", &s) == 0);
 	expect_titles(list_titles(s.access, "/api/music/tracks?mine=1"), "");
 	expect_titles(list_titles(s.access, "/api/music/tracks?mine=1"), "");	/* cached */
 	expect(make_wav("cache.wav", 677, 3) == 0);
@@ -986,13 +921,13 @@ test_music_list_shows_uploads_and_edits_at_once(void)
 static void
 test_music_list_shows_a_change_made_in_psql(void)
 {
-	struct session	 s;
+	struct it_session	 s;
 	struct http_res	 res;
 	char		 id[37], sql[256], path[128];
 	int		 i;
 
 	expect(ensure_fixtures() == 0);
-	expect(new_user("psqledit", &s) == 0);
+	expect(it_new_user("psqledit", &s) == 0);
 	expect(make_wav("psqledit.wav", 691, 3) == 0);
 	expect(upload_id(s.access, "psqledit.wav", "title=Before", id) == 0);
 	expect_titles(list_titles(s.access, "/api/music/tracks?mine=1"), "Before");
@@ -1404,8 +1339,8 @@ test_music_moderator_may_edit_and_delete_any_track(void)
 	expect_status(&res, 200);
 	expect_json_str(&res, "title", "Moderated");
 	http_free(&res);
-	expect(status_of("DELETE", path, moderator.access, NULL) == 204);
-	expect(status_of("GET", path, alice.access, NULL) == 404);
+	expect(it_status("DELETE", path, moderator.access, NULL) == 204);
+	expect(it_status("GET", path, alice.access, NULL) == 404);
 }
 
 static void
@@ -1471,9 +1406,9 @@ test_music_delete_removes_the_row_and_the_file(void)
 	expect_status(&res, 204);
 	http_free(&res);
 	expect(sh("test -e %s/storage/%s", stack_dir, file) != 0);
-	expect(status_of("GET", path, alice.access, NULL) == 404);
+	expect(it_status("GET", path, alice.access, NULL) == 404);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream", id);
-	expect(status_of("GET", path, alice.access, NULL) == 404);
+	expect(it_status("GET", path, alice.access, NULL) == 404);
 	/* The uploader's storage is credited back. */
 	expect(size > 0 && atoll(psql(sql)) == atoll(used) - size);
 }
@@ -1523,7 +1458,7 @@ test_music_admin_deletes_a_catalogue_track_with_204(void)
 
 	expect(ensure_admin() == 0 && ensure_catalogue_track() == 0);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", catalogue_id);
-	st = status_of("DELETE", path, admin.access, NULL);
+	st = it_status("DELETE", path, admin.access, NULL);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM tracks WHERE id = '%s'",
 	    catalogue_id);
 	if (strcmp(psql(sql), "0") == 0)
@@ -1664,15 +1599,15 @@ test_music_albums_list_the_uploaded_ones_with_counts(void)
 static void
 test_music_guest_may_list_and_stream_but_not_upload(void)
 {
-	struct session	 guest;
+	struct it_session	 guest;
 	struct http_res	 res;
 	char		 path[128];
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
 	res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
-	expect(take_session(&res, &guest) == 0);
+	expect(it_take_session(&res, &guest) == 0);
 	http_free(&res);
-	expect(status_of("GET", "/api/music/tracks", guest.access, NULL) == 200);
+	expect(it_status("GET", "/api/music/tracks", guest.access, NULL) == 200);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream", mp3_id);
 	res = get_with(path, guest.access, NULL);
 	expect_status(&res, 200);
@@ -1697,7 +1632,7 @@ test_music_caller_without_credentials_gets_401(void)
 	expect(http_header(&res, "WWW-Authenticate") != NULL);
 	http_free(&res);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream", mp3_id);
-	expect(status_of("GET", path, NULL, NULL) == 401);
+	expect(it_status("GET", path, NULL, NULL) == 401);
 	res = upload(NULL, "song.wav", NULL, NULL, NULL);
 	expect_status(&res, 401);
 	http_free(&res);

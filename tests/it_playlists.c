@@ -15,103 +15,7 @@
 
 #include "http.h"
 
-#define PASSWORD	"correct horse battery staple"
-
-static const char	*stack_dir, *top;
 static long		 run_id;
-static unsigned		 seq;
-
-struct session {
-	char	 access[2048];
-	char	 id[64];
-	char	 name[64];
-};
-
-static const char *
-psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *
-psql(const char *fmt, ...)
-{
-	char	 sql[8192];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return sh_out(". %s/stack.env; psql -h $PG_SOCKET_DIR -p $PG_PORT -U djamms "
-	    "-d djamms -Atqc \"%s\"", stack_dir, sql);
-}
-
-static long
-status_of(const char *method, const char *path, const char *token, const char *json)
-{
-	struct http_res	 res = http_bearer(method, path, token, json);
-	long		 st = res.status;
-
-	http_free(&res);
-	return st;
-}
-
-static int
-take_session(struct http_res *res, struct session *s)
-{
-	const char	*a = json_str(res, "access_token");
-	const char	*id = json_str(res, "user.id");
-
-	if (a == NULL || id == NULL)
-		return -1;
-	snprintf(s->access, sizeof(s->access), "%s", a);
-	snprintf(s->id, sizeof(s->id), "%s", id);
-	return 0;
-}
-
-static int
-new_user(const char *prefix, struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
-	res = http_bearer("POST", "/api/auth/register", NULL, body);
-	rc = res.status == 201 ? take_session(&res, s) : -1;
-	http_free(&res);
-	return rc;
-}
-
-static int
-new_guest(struct session *s)
-{
-	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, "{}");
-	int		 rc = res.status == 201 || res.status == 200 ?
-			    take_session(&res, s) : -1;
-
-	http_free(&res);
-	return rc;
-}
-
-static int
-new_admin(struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(s->name, sizeof(s->name), "plroot%ld%u", run_id, ++seq);
-	if (sh("eval \"$(%s/tools/stack env %s)\"; DJAMMS_ADMIN_PASSWORD='" PASSWORD
-	    "' %s admin create %s >/dev/null", top, stack_dir, getenv("DJAMMS_BIN"),
-	    s->name) != 0)
-		return -1;
-	snprintf(body, sizeof(body), "{\"login\":\"%s\",\"password\":\"" PASSWORD "\"}",
-	    s->name);
-	res = http_bearer("POST", "/api/auth/login", NULL, body);
-	rc = res.status == 200 ? take_session(&res, s) : -1;
-	http_free(&res);
-	return rc;
-}
 
 /* n catalogue tracks named prefix-0.. with 100+i seconds. OUT: ids. */
 static int
@@ -120,7 +24,7 @@ make_tracks(const char *prefix, int n, char ids[][37])
 	const char	*out;
 	int		 i;
 
-	out = psql("INSERT INTO tracks (title, artist, duration, source)"
+	out = it_psql("INSERT INTO tracks (title, artist, duration, source)"
 	    " SELECT '%s-' || i, 'Playlist Tester', 100 + i, 'catalog'"
 	    " FROM generate_series(0, %d) i RETURNING id", prefix, n - 1);
 	for (i = 0; i < n; i++) {
@@ -137,7 +41,7 @@ make_tracks(const char *prefix, int n, char ids[][37])
 
 /* POST /api/playlists; OUT: id. */
 static int
-make_playlist(const struct session *s, const char *name, int is_public, char id[37])
+make_playlist(const struct it_session *s, const char *name, int is_public, char id[37])
 {
 	char		 body[512];
 	struct http_res	 res;
@@ -156,7 +60,7 @@ make_playlist(const struct session *s, const char *name, int is_public, char id[
 }
 
 static long
-add_tracks(const struct session *s, const char *pl, char ids[][37], int n,
+add_tracks(const struct it_session *s, const char *pl, char ids[][37], int n,
     const char *extra)
 {
 	char	 body[8192], path[128];
@@ -170,7 +74,7 @@ add_tracks(const struct session *s, const char *pl, char ids[][37], int n,
 	snprintf(body + o, sizeof(body) - o, "]%s%s}", extra ? "," : "",
 	    extra ? extra : "");
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", pl);
-	return status_of("POST", path, s->access, body);
+	return it_status("POST", path, s->access, body);
 }
 
 /*
@@ -180,7 +84,7 @@ add_tracks(const struct session *s, const char *pl, char ids[][37], int n,
 static const char *
 entries_of(const char *pl)
 {
-	return psql("SELECT string_agg(split_part(t.title, '-', 2), ',' ORDER BY"
+	return it_psql("SELECT string_agg(split_part(t.title, '-', 2), ',' ORDER BY"
 	    " pt.position) FROM playlist_tracks pt JOIN tracks t ON t.id = pt.track_id"
 	    " WHERE pt.playlist_id = '%s'", pl);
 }
@@ -188,7 +92,7 @@ entries_of(const char *pl)
 static int
 consistent(const char *pl)
 {
-	return strcmp(psql("SELECT (SELECT count(*) = coalesce(max(position) + 1, 0)"
+	return strcmp(it_psql("SELECT (SELECT count(*) = coalesce(max(position) + 1, 0)"
 	    " AND count(DISTINCT position) = count(*) FROM playlist_tracks"
 	    " WHERE playlist_id = '%s') AND (SELECT track_count FROM playlists"
 	    " WHERE id = '%s') = (SELECT count(*) FROM playlist_tracks"
@@ -209,11 +113,11 @@ consistent(const char *pl)
 static void
 test_playlist_create_read_change_delete(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	struct http_res	 res;
 	char		 id[37], path[128];
 
-	expect(new_user("plcrud", &a) == 0);
+	expect(it_new_user("plcrud", &a) == 0);
 	expect(make_playlist(&a, "Morning", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	res = http_bearer("GET", path, a.access, NULL);
@@ -234,55 +138,55 @@ test_playlist_create_read_change_delete(void)
 	expect(json_int(&res, "total", 0) == 1);
 	expect_json_str(&res, "playlists.0.name", "Morning Coffee");
 	http_free(&res);
-	expect(status_of("DELETE", path, a.access, NULL) == 204);
-	expect(status_of("GET", path, a.access, NULL) == 404);
+	expect(it_status("DELETE", path, a.access, NULL) == 204);
+	expect(it_status("GET", path, a.access, NULL) == 404);
 }
 
 static void
 test_playlist_fields_outside_the_allow_list_are_refused(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 id[37], path[128];
 
-	expect(new_user("plmass", &a) == 0);
-	expect(status_of("POST", "/api/playlists", a.access,
+	expect(it_new_user("plmass", &a) == 0);
+	expect(it_status("POST", "/api/playlists", a.access,
 	    "{\"name\":\"x\",\"owner_id\":\"00000000-0000-0000-0000-000000000000\"}") == 400);
-	expect(status_of("POST", "/api/playlists", a.access, "{\"name\":\"\"}") == 422);
-	expect(status_of("POST", "/api/playlists", a.access, "{}") == 422);
-	expect(status_of("POST", "/api/playlists", a.access, "{\"name\":7}") == 422);
-	expect(status_of("POST", "/api/playlists", a.access, "[1,2]") == 400);
+	expect(it_status("POST", "/api/playlists", a.access, "{\"name\":\"\"}") == 422);
+	expect(it_status("POST", "/api/playlists", a.access, "{}") == 422);
+	expect(it_status("POST", "/api/playlists", a.access, "{\"name\":7}") == 422);
+	expect(it_status("POST", "/api/playlists", a.access, "[1,2]") == 400);
 	expect(make_playlist(&a, "Mine", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
-	expect(status_of("PUT", path, a.access, "{\"track_count\":99}") == 400);
-	expect(status_of("PUT", path, a.access, "{\"star_count\":5}") == 400);
-	expect(status_of("PUT", path, a.access, "{\"name\":null}") == 422);
-	expect(strcmp(psql("SELECT track_count || ' ' || star_count FROM playlists"
+	expect(it_status("PUT", path, a.access, "{\"track_count\":99}") == 400);
+	expect(it_status("PUT", path, a.access, "{\"star_count\":5}") == 400);
+	expect(it_status("PUT", path, a.access, "{\"name\":null}") == 422);
+	expect(strcmp(it_psql("SELECT track_count || ' ' || star_count FROM playlists"
 	    " WHERE id = '%s'", id), "0 0") == 0);
 }
 
 static void
 test_playlist_malformed_ids_are_400_not_500(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 id[37], path[256];
 	struct http_res	 res;
 
-	expect(new_user("plbad", &a) == 0);
+	expect(it_new_user("plbad", &a) == 0);
 	res = http_bearer("GET", "/api/playlists/not-a-uuid", a.access, NULL);
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
 	http_free(&res);
-	expect(status_of("GET", "/api/playlists/1%27%20OR%201=1/tracks", a.access,
+	expect(it_status("GET", "/api/playlists/1%27%20OR%201=1/tracks", a.access,
 	    NULL) == 400);
 	expect(make_playlist(&a, "P", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/zzz", id);
-	expect(status_of("DELETE", path, a.access, NULL) == 400);
+	expect(it_status("DELETE", path, a.access, NULL) == 400);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
-	expect(status_of("POST", path, a.access, "{\"track_ids\":[\"nope\"]}") == 400);
-	expect(status_of("POST", path, a.access, "{\"track_ids\":\"nope\"}") == 422);
-	expect(status_of("POST", path, a.access, "{\"track_ids\":[]}") == 422);
-	expect(status_of("GET", "/api/playlists?sort=owner_id", a.access, NULL) == 400);
-	expect(status_of("GET", "/api/playlists/public?x=1", a.access, NULL) == 400);
+	expect(it_status("POST", path, a.access, "{\"track_ids\":[\"nope\"]}") == 400);
+	expect(it_status("POST", path, a.access, "{\"track_ids\":\"nope\"}") == 422);
+	expect(it_status("POST", path, a.access, "{\"track_ids\":[]}") == 422);
+	expect(it_status("GET", "/api/playlists?sort=owner_id", a.access, NULL) == 400);
+	expect(it_status("GET", "/api/playlists/public?x=1", a.access, NULL) == 400);
 }
 
 /* ---- entries ------------------------------------------------------------- */
@@ -290,11 +194,11 @@ test_playlist_malformed_ids_are_400_not_500(void)
 static void
 test_playlist_entries_add_move_remove_stay_dense(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[6][37], id[37], path[256], first[2][37];
 	struct http_res	 res;
 
-	expect(new_user("plent", &a) == 0);
+	expect(it_new_user("plent", &a) == 0);
 	expect(make_tracks("ent", 6, t) == 0);
 	expect(make_playlist(&a, "Entries", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 3, NULL) == 201);		/* 0 1 2 */
@@ -309,12 +213,12 @@ test_playlist_entries_add_move_remove_stay_dense(void)
 	expect(json_int(&res, "track_count", 0) == 5);
 	http_free(&res);
 	expect_entries(id, "0,1,2,3,4");
-	expect(status_of("PUT", path, a.access, "{\"from\":4,\"to\":0}") == 200);
+	expect(it_status("PUT", path, a.access, "{\"from\":4,\"to\":0}") == 200);
 	expect_entries(id, "4,0,1,2,3");
-	expect(status_of("PUT", path, a.access, "{\"from\":4,\"to\":5}") == 422);
-	expect(status_of("PUT", path, a.access, "{\"from\":3,\"count\":3,\"to\":0}") == 422);
-	expect(status_of("PUT", path, a.access, "{\"from\":-1,\"to\":0}") == 422);
-	expect(status_of("PUT", path, a.access, "{\"to\":0}") == 422);
+	expect(it_status("PUT", path, a.access, "{\"from\":4,\"to\":5}") == 422);
+	expect(it_status("PUT", path, a.access, "{\"from\":3,\"count\":3,\"to\":0}") == 422);
+	expect(it_status("PUT", path, a.access, "{\"from\":-1,\"to\":0}") == 422);
+	expect(it_status("PUT", path, a.access, "{\"to\":0}") == 422);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s", id, t[1]);
 	res = http_bearer("DELETE", path, a.access, NULL);
 	expect_status(&res, 200);
@@ -322,7 +226,7 @@ test_playlist_entries_add_move_remove_stay_dense(void)
 	expect(json_int(&res, "total_duration", 0) == 100 + 100 + 104 + 102 + 103 - 100);
 	http_free(&res);
 	expect_entries(id, "4,0,2,3");
-	expect(status_of("DELETE", path, a.access, NULL) == 404);
+	expect(it_status("DELETE", path, a.access, NULL) == 404);
 	/* positions out of range */
 	expect(add_tracks(&a, id, &t[5], 1, "\"position\":5") == 422);
 	expect(add_tracks(&a, id, &t[5], 1, "\"position\":4") == 201);
@@ -342,10 +246,10 @@ test_playlist_entries_add_move_remove_stay_dense(void)
 static void
 test_playlist_duplicates_only_when_asked(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[2][37], twice[2][37], id[37], path[256];
 
-	expect(new_user("pldup", &a) == 0);
+	expect(it_new_user("pldup", &a) == 0);
 	expect(make_tracks("dup", 2, t) == 0);
 	expect(make_playlist(&a, "Dups", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 1, NULL) == 201);
@@ -359,23 +263,23 @@ test_playlist_duplicates_only_when_asked(void)
 	expect_entries(id, "0,0,1,1");
 	/* remove one occurrence by position, then all of the rest */
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s?position=1", id, t[0]);
-	expect(status_of("DELETE", path, a.access, NULL) == 200);
+	expect(it_status("DELETE", path, a.access, NULL) == 200);
 	expect_entries(id, "0,1,1");
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s", id, t[1]);
-	expect(status_of("DELETE", path, a.access, NULL) == 200);
+	expect(it_status("DELETE", path, a.access, NULL) == 200);
 	expect_entries(id, "0");
 }
 
 static void
 test_playlist_unknown_tracks_are_422_naming_them(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[1][37], id[37];
 	char		 mixed[2][37] = { "", "00000000-0000-4000-8000-00000000beef" };
 	struct http_res	 res;
 	char		 body[256], path[128];
 
-	expect(new_user("plunk", &a) == 0);
+	expect(it_new_user("plunk", &a) == 0);
 	expect(make_tracks("unk", 1, t) == 0);
 	memcpy(mixed[0], t[0], 37);
 	expect(make_playlist(&a, "Unknown", 0, id) == 0);
@@ -386,7 +290,7 @@ test_playlist_unknown_tracks_are_422_naming_them(void)
 	expect_json_str(&res, "error.details.unknown_track_ids.0", mixed[1]);
 	http_free(&res);
 	/* an inactive track is not in the library either */
-	psql("UPDATE tracks SET is_active = false WHERE id = '%s'", t[0]);
+	it_psql("UPDATE tracks SET is_active = false WHERE id = '%s'", t[0]);
 	expect(add_tracks(&a, id, t, 1, NULL) == 422);
 	expect_entries(id, "");
 }
@@ -394,22 +298,22 @@ test_playlist_unknown_tracks_are_422_naming_them(void)
 static void
 test_playlist_limits_are_422(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[3][37], id[37], body[64];
 	int		 i;
 
-	expect(new_user("pllim", &a) == 0);
+	expect(it_new_user("pllim", &a) == 0);
 	expect(make_tracks("lim", 3, t) == 0);
 	expect(make_playlist(&a, "Limits", 0, id) == 0);
-	psql("UPDATE system_settings SET value = '2' WHERE key = 'max_playlist_entries'");
+	it_psql("UPDATE system_settings SET value = '2' WHERE key = 'max_playlist_entries'");
 	i = (int)add_tracks(&a, id, t, 3, NULL);
-	psql("UPDATE system_settings SET value = '10000' WHERE key = 'max_playlist_entries'");
+	it_psql("UPDATE system_settings SET value = '10000' WHERE key = 'max_playlist_entries'");
 	expect(i == 422);
 	expect_entries(id, "");
-	psql("UPDATE system_settings SET value = '1' WHERE key = 'max_playlists_per_user'");
+	it_psql("UPDATE system_settings SET value = '1' WHERE key = 'max_playlists_per_user'");
 	snprintf(body, sizeof(body), "{\"name\":\"one too many\"}");
-	i = (int)status_of("POST", "/api/playlists", a.access, body);
-	psql("UPDATE system_settings SET value = '500' WHERE key = 'max_playlists_per_user'");
+	i = (int)it_status("POST", "/api/playlists", a.access, body);
+	it_psql("UPDATE system_settings SET value = '500' WHERE key = 'max_playlists_per_user'");
 	expect(i == 422);
 	/* more than 1,000 ids in one request */
 	{
@@ -422,7 +326,7 @@ test_playlist_limits_are_422(void)
 			    i ? "," : "", t[0]);
 		snprintf(big + o, sizeof(big) - o, "]}");
 		snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
-		expect(status_of("POST", path, a.access, big) == 422);
+		expect(it_status("POST", path, a.access, big) == 422);
 	}
 }
 
@@ -430,16 +334,16 @@ test_playlist_limits_are_422(void)
 static void
 test_playlist_library_delete_removes_entries_and_fixes_counts(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[3][37], id[37];
 
-	expect(new_user("pllib", &a) == 0);
+	expect(it_new_user("pllib", &a) == 0);
 	expect(make_tracks("lib", 3, t) == 0);
 	expect(make_playlist(&a, "Library", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 3, NULL) == 201);
-	psql("DELETE FROM tracks WHERE id = '%s'", t[1]);
+	it_psql("DELETE FROM tracks WHERE id = '%s'", t[1]);
 	expect_entries(id, "0,2");
-	expect(strcmp(psql("SELECT track_count || ' ' || total_duration FROM playlists"
+	expect(strcmp(it_psql("SELECT track_count || ' ' || total_duration FROM playlists"
 	    " WHERE id = '%s'", id), "2 202") == 0);
 }
 
@@ -450,11 +354,11 @@ test_playlist_library_delete_removes_entries_and_fixes_counts(void)
 static void
 test_playlist_cached_pages_never_outlive_a_change(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[3][37], id[37], path[256], like[128];
 	struct http_res	 r1, r2;
 
-	expect(new_user("plcache", &a) == 0);
+	expect(it_new_user("plcache", &a) == 0);
 	expect(make_tracks("cache", 3, t) == 0);
 	expect(make_playlist(&a, "Cached", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 2, NULL) == 201);
@@ -475,14 +379,14 @@ test_playlist_cached_pages_never_outlive_a_change(void)
 	http_free(&r1);
 	/* moved */
 	snprintf(like, sizeof(like), "/api/playlists/%s/reorder", id);
-	expect(status_of("PUT", like, a.access, "{\"from\":2,\"to\":0}") == 200);
+	expect(it_status("PUT", like, a.access, "{\"from\":2,\"to\":0}") == 200);
 	r1 = http_bearer("GET", path, a.access, NULL);
 	expect_json_str(&r1, "tracks.0.track.id", t[2]);
 	expect(r1.body != NULL && strstr(r1.body, "\"liked\":true") == NULL);
 	http_free(&r1);
 	/* the reader likes one */
 	snprintf(like, sizeof(like), "/api/user/favorites/%s", t[2]);
-	expect(status_of("POST", like, a.access, NULL) == 200);
+	expect(it_status("POST", like, a.access, NULL) == 200);
 	r1 = http_bearer("GET", path, a.access, NULL);
 	expect(r1.body != NULL && strstr(r1.body, "\"liked\":true") != NULL);
 	http_free(&r1);
@@ -492,12 +396,12 @@ test_playlist_cached_pages_never_outlive_a_change(void)
 	expect(http_header(&r2, "X-Cache") != NULL);
 	http_free(&r1);
 	http_free(&r2);
-	expect(status_of("DELETE", like, a.access, NULL) == 200);
+	expect(it_status("DELETE", like, a.access, NULL) == 200);
 	r1 = http_bearer("GET", "/api/user/favorites/ids", a.access, NULL);
 	expect(json_int(&r1, "count", -1) == 0);
 	http_free(&r1);
 	/* the library changes a title */
-	psql("UPDATE tracks SET title = 'cache-renamed' WHERE id = '%s'", t[0]);
+	it_psql("UPDATE tracks SET title = 'cache-renamed' WHERE id = '%s'", t[0]);
 	sleep_ms(300);
 	r1 = http_bearer("GET", path, a.access, NULL);
 	expect(r1.body != NULL && strstr(r1.body, "cache-renamed") != NULL);
@@ -518,7 +422,7 @@ test_playlist_private_bola_matrix(void)
 	enum { OWNER, EDITOR, VIEWER, OTHER, GUEST, ADMIN, NOTOKEN, NCALLERS };
 	static const char *const who[NCALLERS] = { "owner", "editor", "viewer",
 	    "other", "guest", "admin", "no token" };
-	struct session	 s[NCALLERS];
+	struct it_session	 s[NCALLERS];
 	char		 t[2][37], id[37], path[256], body[256];
 	int		 c, bad = 0;
 	struct {
@@ -555,12 +459,12 @@ test_playlist_private_bola_matrix(void)
 
 	for (c = 0; c < NCALLERS; c++)
 		memset(&s[c], 0, sizeof(s[c]));
-	expect(new_user("bolaown", &s[OWNER]) == 0);
-	expect(new_user("bolaed", &s[EDITOR]) == 0);
-	expect(new_user("bolavw", &s[VIEWER]) == 0);
-	expect(new_user("bolaoth", &s[OTHER]) == 0);
-	expect(new_guest(&s[GUEST]) == 0);
-	expect(new_admin(&s[ADMIN]) == 0);
+	expect(it_new_user("bolaown", &s[OWNER]) == 0);
+	expect(it_new_user("bolaed", &s[EDITOR]) == 0);
+	expect(it_new_user("bolavw", &s[VIEWER]) == 0);
+	expect(it_new_user("bolaoth", &s[OTHER]) == 0);
+	expect(it_new_guest(&s[GUEST]) == 0);
+	expect(it_new_admin("plroot", &s[ADMIN]) == 0);
 	expect(make_tracks("bola", 2, t) == 0);
 	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 		for (c = NCALLERS - 1; c >= 0; c--) {	/* the owner last: it deletes */
@@ -575,11 +479,11 @@ test_playlist_private_bola_matrix(void)
 			snprintf(path, sizeof(path), "/api/playlists/%s/collaborators", id);
 			snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"role\":\"editor\"}",
 			    s[EDITOR].id);
-			if (status_of("POST", path, s[OWNER].access, body) != 200)
+			if (it_status("POST", path, s[OWNER].access, body) != 200)
 				bad++;
 			snprintf(body, sizeof(body), "{\"user_id\":\"%s\",\"role\":\"viewer\"}",
 			    s[VIEWER].id);
-			if (status_of("POST", path, s[OWNER].access, body) != 200)
+			if (it_status("POST", path, s[OWNER].access, body) != 200)
 				bad++;
 			snprintf(path, sizeof(path), cases[k].fmt, id);
 			if (strstr(path, "@TRACK") != NULL) {
@@ -599,7 +503,7 @@ test_playlist_private_bola_matrix(void)
 				    s[OTHER].name);
 			else if (cases[k].body != NULL)
 				snprintf(body, sizeof(body), "%s", cases[k].body);
-			got = status_of(cases[k].method, path, c == NOTOKEN ? NULL :
+			got = it_status(cases[k].method, path, c == NOTOKEN ? NULL :
 			    s[c].access, cases[k].body ? body : NULL);
 			if (got != cases[k].want[c]) {
 				t_fail(__FILE__, __LINE__, "%s %s as %s: %ld, want %ld",
@@ -616,14 +520,14 @@ test_playlist_private_bola_matrix(void)
 static void
 test_playlist_public_is_readable_not_writable(void)
 {
-	struct session	 own, other, guest, admin;
+	struct it_session	 own, other, guest, admin;
 	char		 id[37], path[256], t[1][37];
 	struct http_res	 res;
 
-	expect(new_user("pubown", &own) == 0);
-	expect(new_user("puboth", &other) == 0);
-	expect(new_guest(&guest) == 0);
-	expect(new_admin(&admin) == 0);
+	expect(it_new_user("pubown", &own) == 0);
+	expect(it_new_user("puboth", &other) == 0);
+	expect(it_new_guest(&guest) == 0);
+	expect(it_new_admin("plroot", &admin) == 0);
 	expect(make_tracks("pub", 1, t) == 0);
 	expect(make_playlist(&own, "Shared With All", 1, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
@@ -631,33 +535,33 @@ test_playlist_public_is_readable_not_writable(void)
 	expect_status(&res, 200);
 	expect_json_str(&res, "role", "public");
 	http_free(&res);
-	expect(status_of("GET", path, guest.access, NULL) == 200);
-	expect(status_of("GET", path, NULL, NULL) == 401);
-	expect(status_of("PUT", path, other.access, "{\"name\":\"mine now\"}") == 403);
+	expect(it_status("GET", path, guest.access, NULL) == 200);
+	expect(it_status("GET", path, NULL, NULL) == 401);
+	expect(it_status("PUT", path, other.access, "{\"name\":\"mine now\"}") == 403);
 	expect(add_tracks(&other, id, t, 1, NULL) == 403);
 	expect(add_tracks(&guest, id, t, 1, NULL) == 403);
-	expect(status_of("DELETE", path, other.access, NULL) == 403);
+	expect(it_status("DELETE", path, other.access, NULL) == 403);
 	res = http_bearer("GET", "/api/playlists/public?sort=recent&limit=200",
 	    other.access, NULL);
 	expect_status(&res, 200);
 	expect(res.body != NULL && strstr(res.body, id) != NULL);
 	http_free(&res);
 	/* moderation: an admin may take a public playlist down */
-	expect(status_of("DELETE", path, admin.access, NULL) == 204);
-	expect(status_of("GET", path, own.access, NULL) == 404);
+	expect(it_status("DELETE", path, admin.access, NULL) == 204);
+	expect(it_status("GET", path, own.access, NULL) == 404);
 }
 
 /* A scheduled playlist is not deleted from under the scheduler. */
 static void
 test_playlist_scheduled_delete_is_409_unless_asked(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 id[37], path[256];
 	struct http_res	 res;
 
-	expect(new_user("plsched", &a) == 0);
+	expect(it_new_user("plsched", &a) == 0);
 	expect(make_playlist(&a, "Scheduled", 0, id) == 0);
-	psql("INSERT INTO schedule_entries (title, playlist_id, days_of_week, start_time,"
+	it_psql("INSERT INTO schedule_entries (title, playlist_id, days_of_week, start_time,"
 	    " end_time) VALUES ('Breakfast', '%s', ARRAY['monday'], '07:00', '11:00')", id);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	res = http_bearer("DELETE", path, a.access, NULL);
@@ -665,15 +569,15 @@ test_playlist_scheduled_delete_is_409_unless_asked(void)
 	expect_json_str(&res, "error.details.schedule_entries.0.title", "Breakfast");
 	http_free(&res);
 	snprintf(path, sizeof(path), "/api/playlists/%s?deactivate_schedules=1", id);
-	expect(status_of("DELETE", path, a.access, NULL) == 204);
-	expect(strcmp(psql("SELECT count(*) FROM schedule_entries WHERE title = 'Breakfast'"
+	expect(it_status("DELETE", path, a.access, NULL) == 204);
+	expect(strcmp(it_psql("SELECT count(*) FROM schedule_entries WHERE title = 'Breakfast'"
 	    " AND NOT is_active AND playlist_id IS NULL"), "1") == 0);
 }
 
 /* ---- concurrency ---------------------------------------------------------- */
 
 struct hammer {
-	const struct session	*s;
+	const struct it_session	*s;
 	const char		*id;
 	char			 (*tracks)[37];
 	int			 ntracks;
@@ -698,17 +602,17 @@ hammer_run(void *arg)
 			    "\"allow_duplicates\":true}",
 			    h->tracks[rand_r(&h->seed) % (unsigned)h->ntracks],
 			    rand_r(&h->seed) % 3);
-			st = status_of("POST", path, h->s->access, body);
+			st = it_status("POST", path, h->s->access, body);
 		} else if (op == 1) {
 			snprintf(path, sizeof(path), "/api/playlists/%s/reorder", h->id);
 			snprintf(body, sizeof(body), "{\"from\":%u,\"to\":%u}",
 			    rand_r(&h->seed) % 4, rand_r(&h->seed) % 4);
-			st = status_of("PUT", path, h->s->access, body);
+			st = it_status("PUT", path, h->s->access, body);
 		} else {
 			snprintf(path, sizeof(path), "/api/playlists/%s/tracks/%s?position=%u",
 			    h->id, h->tracks[rand_r(&h->seed) % (unsigned)h->ntracks],
 			    rand_r(&h->seed) % 4);
-			st = status_of("DELETE", path, h->s->access, NULL);
+			st = it_status("DELETE", path, h->s->access, NULL);
 		}
 		/* 404 (not at that position) and 422 (moved meanwhile) are fine */
 		if (st != 200 && st != 201 && st != 404 && st != 422)
@@ -721,13 +625,13 @@ hammer_run(void *arg)
 static void
 test_playlist_eight_clients_editing_at_once_leave_it_dense(void)
 {
-	struct session	 a;
+	struct it_session	 a;
 	char		 t[4][37], id[37];
 	struct hammer	 h[8];
 	pthread_t	 th[8];
 	int		 i, errors = 0;
 
-	expect(new_user("plham", &a) == 0);
+	expect(it_new_user("plham", &a) == 0);
 	expect(make_tracks("ham", 4, t) == 0);
 	expect(make_playlist(&a, "Hammered", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 4, NULL) == 201);
@@ -765,7 +669,7 @@ const size_t playlist_ntests = sizeof(playlist_tests) / sizeof(playlist_tests[0]
 void
 playlist_tests_init(const char *dir, const char *repo)
 {
-	stack_dir = dir;
-	top = repo;
+	(void)dir;
+	(void)repo;
 	run_id = (long)getpid() % 100000;
 }

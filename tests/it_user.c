@@ -18,30 +18,12 @@
 
 #include "http.h"
 
-#define PASSWORD	"correct horse battery staple"
 #define NO_SUCH_ID	"00000000-0000-4000-8000-000000000000"
 
 static const char	*stack_dir, *top;
 static long		 run_id;	/* makes names unique to this run */
 
 /* ---- helpers ------------------------------------------------------------ */
-
-/* One line of psql output, trimmed (static buffer); sql has no '"'. */
-static const char *
-psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *
-psql(const char *fmt, ...)
-{
-	char	 sql[4096];
-	va_list	 ap;
-
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof(sql), fmt, ap);
-	va_end(ap);
-	return sh_out(". %s/stack.env; psql -h $PG_SOCKET_DIR -p $PG_PORT -U djamms "
-	    "-d djamms -v ON_ERROR_STOP=1 -Atqc \"%s\"", stack_dir, sql);
-}
 
 static long
 psql_long(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -55,7 +37,7 @@ psql_long(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(sql, sizeof(sql), fmt, ap);
 	va_end(ap);
-	return atol(psql("%s", sql));
+	return atol(it_psql("%s", sql));
 }
 
 /* The status of a request, the response dropped. path is a format. */
@@ -193,72 +175,22 @@ list_of(const char *token, const char *key, const char *path, const char *fmt, .
 
 /* ---- accounts, tracks, playlists ---------------------------------------- */
 
-struct session {
-	char	 access[2048];
-	char	 id[64];
-	char	 name[64];
-};
-
 static unsigned	 seq;
-
-static int
-take_session(struct http_res *res, struct session *s)
-{
-	const char	*a = json_str(res, "access_token");
-	const char	*id = json_str(res, "user.id");
-
-	if (a == NULL || id == NULL)
-		return -1;
-	snprintf(s->access, sizeof(s->access), "%s", a);
-	snprintf(s->id, sizeof(s->id), "%s", id);
-	return 0;
-}
-
-/* A fresh account with a unique name; 0 on success. */
-static int
-new_user(const char *prefix, struct session *s)
-{
-	char		 body[512];
-	struct http_res	 res;
-	int		 rc;
-
-	snprintf(s->name, sizeof(s->name), "%s%ld%u", prefix, run_id, ++seq);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" PASSWORD "\"}", s->name, s->name);
-	res = http_bearer("POST", "/api/auth/register", NULL, body);
-	rc = res.status == 201 ? take_session(&res, s) : -1;
-	if (rc != 0)
-		fprintf(stderr, "    register %s: %ld %s\n", s->name, res.status, res.body);
-	http_free(&res);
-	return rc;
-}
-
-/* A guest session from POST /api/auth/anonymous; 0 on success. */
-static int
-new_guest(struct session *s)
-{
-	struct http_res	 res = http_bearer("POST", "/api/auth/anonymous", NULL, NULL);
-	int		 rc = res.status == 201 ? take_session(&res, s) : -1;
-
-	http_free(&res);
-	snprintf(s->name, sizeof(s->name), "guest");
-	return rc;
-}
 
 /* A catalogue track (no audio) titled title. OUT: id; 0 if made. */
 static int
 new_track(const char *title, char id[37])
 {
-	snprintf(id, 37, "%s", psql("INSERT INTO tracks (title, artist, duration, "
+	snprintf(id, 37, "%s", it_psql("INSERT INTO tracks (title, artist, duration, "
 	    "source) VALUES ('%s', 'User Tests', 180, 'catalog') RETURNING id", title));
 	return strlen(id) == 36 ? 0 : -1;
 }
 
 /* A playlist of owner's. OUT: id; 0 if made. */
 static int
-new_playlist(const struct session *owner, int is_public, char id[37])
+new_playlist(const struct it_session *owner, int is_public, char id[37])
 {
-	snprintf(id, 37, "%s", psql("INSERT INTO playlists (name, owner_id, is_public) "
+	snprintf(id, 37, "%s", it_psql("INSERT INTO playlists (name, owner_id, is_public) "
 	    "VALUES ('list %ld %u', '%s', %s) RETURNING id", run_id, ++seq, owner->id,
 	    is_public ? "true" : "false"));
 	return strlen(id) == 36 ? 0 : -1;
@@ -266,15 +198,15 @@ new_playlist(const struct session *owner, int is_public, char id[37])
 
 /* A play of track by s at an SQL time expression (e.g. now()). */
 static int
-add_play(const struct session *s, const char *track, const char *at)
+add_play(const struct it_session *s, const char *track, const char *at)
 {
-	return strlen(psql("INSERT INTO playback_history (user_id, track_id, played_at, "
+	return strlen(it_psql("INSERT INTO playback_history (user_id, track_id, played_at, "
 	    "duration_played, source) VALUES ('%s', '%s', %s, 42, 'queue') RETURNING id",
 	    s->id, track, at)) == 36 ? 0 : -1;
 }
 
 static long
-likes_of(const struct session *s, const char *track)
+likes_of(const struct it_session *s, const char *track)
 {
 	return psql_long("SELECT count(*) FROM user_favorites WHERE user_id = '%s' "
 	    "AND track_id = '%s'", s->id, track);
@@ -288,7 +220,7 @@ star_count(const char *playlist)
 
 /* A play through the API: POST /api/music/tracks/:id/play with body. */
 static long
-play(const struct session *s, const char *track, const char *body)
+play(const struct it_session *s, const char *track, const char *body)
 {
 	char		 path[128];
 	struct http_res	 res;
@@ -306,12 +238,12 @@ play(const struct session *s, const char *track, const char *body)
 static void
 test_user_like_lists_the_track_as_liked_then_unlike_removes_it(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 	char		 track[37], title[64];
 
 	snprintf(title, sizeof(title), "Liked %ld", run_id);
-	expect(new_user("ualice", &alice) == 0 && new_track(title, track) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && new_track(title, track) == 0);
 	res = call("POST", alice.access, "/api/user/favorites/%s", track);
 	expect_status(&res, 200);
 	expect_str(body_member(&res, "track_id"), track);
@@ -349,10 +281,10 @@ test_user_like_lists_the_track_as_liked_then_unlike_removes_it(void)
 static void
 test_user_liking_twice_is_one_like_and_unliking_twice_is_200(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	char		 track[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Twice", track) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Twice", track) == 0);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", track) == 200);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", track) == 200);
 	expect(likes_of(&alice, track) == 1);
@@ -404,14 +336,14 @@ static void
 test_user_parallel_likes_of_one_track_end_as_one_row(void)
 {
 	enum { N = 8 };
-	struct session		 alice;
+	struct it_session		 alice;
 	struct racer		 rc[N];
 	pthread_t		 th[N];
 	pthread_barrier_t	 start;
 	char			 track[37], url[512], auth[2200];
 	int			 i, ok = 0;
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Raced", track) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Raced", track) == 0);
 	snprintf(url, sizeof(url), "%s/api/user/favorites/%s", getenv("BASE_URL"), track);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", alice.access);
 	pthread_barrier_init(&start, NULL, N);
@@ -435,19 +367,19 @@ test_user_parallel_likes_of_one_track_end_as_one_row(void)
 static void
 test_user_favorites_are_newest_first_and_a_cursor_walks_each_once(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 	char		 t[5][37], title[32], walked[512] = "", cursor[256] = "";
 	const char	*want;
 	int		 i, pages = 0;
 
-	expect(new_user("ualice", &alice) == 0);
+	expect(it_new_user("ualice", &alice) == 0);
 	for (i = 0; i < 5; i++) {
 		snprintf(title, sizeof(title), "F%d", i);
 		expect(new_track(title, t[i]) == 0);
 	}
 	/* F1 and F2 liked at the same instant: the like's id breaks the tie. */
-	psql("INSERT INTO user_favorites (user_id, track_id, created_at) VALUES "
+	it_psql("INSERT INTO user_favorites (user_id, track_id, created_at) VALUES "
 	    "('%s', '%s', '2024-01-01T10:00:00Z'), ('%s', '%s', '2024-01-02T10:00:00Z'), "
 	    "('%s', '%s', '2024-01-02T10:00:00Z'), ('%s', '%s', '2024-01-03T10:00:00.5Z'), "
 	    "('%s', '%s', '2024-01-03T10:00:00.25Z')", alice.id, t[0], alice.id, t[1],
@@ -483,14 +415,14 @@ test_user_favorites_are_newest_first_and_a_cursor_walks_each_once(void)
 static void
 test_user_deactivated_track_is_not_listed_and_cannot_be_liked(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	char		 shown[37], hidden[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Shown", shown) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Shown", shown) == 0 &&
 	    new_track("Hidden", hidden) == 0);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", shown) == 200);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", hidden) == 200);
-	psql("UPDATE tracks SET is_active = false WHERE id = '%s'", hidden);
+	it_psql("UPDATE tracks SET is_active = false WHERE id = '%s'", hidden);
 	expect_str(list_of(alice.access, "tracks", "title", "/api/user/favorites"), "Shown");
 	expect_str(list_of(alice.access, "ids", "", "/api/user/favorites/ids"), shown);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", hidden) == 404);
@@ -503,10 +435,10 @@ test_user_deactivated_track_is_not_listed_and_cannot_be_liked(void)
 static void
 test_user_malformed_id_is_400_and_unknown_track_is_404(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 
-	expect(new_user("ualice", &alice) == 0);
+	expect(it_new_user("ualice", &alice) == 0);
 	res = call("POST", alice.access, "/api/user/favorites/not-a-uuid");
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
@@ -538,11 +470,11 @@ test_user_malformed_id_is_400_and_unknown_track_is_404(void)
 static void
 test_user_private_playlist_of_someone_else_is_404_for_star(void)
 {
-	struct session	 alice, bob;
+	struct it_session	 alice, bob;
 	struct http_res	 res;
 	char		 secret[37], shared[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_user("ubob", &bob) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && it_new_user("ubob", &bob) == 0);
 	expect(new_playlist(&bob, 0, secret) == 0 && new_playlist(&bob, 0, shared) == 0);
 	res = call("POST", alice.access, "/api/user/starred-playlists/%s", secret);
 	expect_status(&res, 404);
@@ -554,7 +486,7 @@ test_user_private_playlist_of_someone_else_is_404_for_star(void)
 	    NO_SUCH_ID) == 404);
 	expect(star_count(secret) == 0);
 	/* A collaborator sees it, so may star it; so may its owner. */
-	psql("INSERT INTO playlist_collaborators (playlist_id, user_id, role) "
+	it_psql("INSERT INTO playlist_collaborators (playlist_id, user_id, role) "
 	    "VALUES ('%s', '%s', 'viewer')", shared, alice.id);
 	expect(status_of("POST", alice.access, "/api/user/starred-playlists/%s",
 	    shared) == 200);
@@ -570,12 +502,12 @@ test_user_private_playlist_of_someone_else_is_404_for_star(void)
 static void
 test_user_public_playlist_can_be_starred_and_star_count_follows(void)
 {
-	struct session	 alice, bob, carol;
+	struct it_session	 alice, bob, carol;
 	struct http_res	 res;
 	char		 pl[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_user("ubob", &bob) == 0 &&
-	    new_user("ucarol", &carol) == 0 && new_playlist(&bob, 1, pl) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && it_new_user("ubob", &bob) == 0 &&
+	    it_new_user("ucarol", &carol) == 0 && new_playlist(&bob, 1, pl) == 0);
 	res = call("POST", alice.access, "/api/user/starred-playlists/%s", pl);
 	expect_status(&res, 200);
 	expect_str(body_member(&res, "playlist_id"), pl);
@@ -609,13 +541,13 @@ test_user_public_playlist_can_be_starred_and_star_count_follows(void)
 static void
 test_user_starred_playlist_made_private_drops_out_of_the_list(void)
 {
-	struct session	 alice, bob;
+	struct it_session	 alice, bob;
 	char		 pl[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_user("ubob", &bob) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && it_new_user("ubob", &bob) == 0 &&
 	    new_playlist(&bob, 1, pl) == 0);
 	expect(status_of("POST", alice.access, "/api/user/starred-playlists/%s", pl) == 200);
-	psql("UPDATE playlists SET is_public = false WHERE id = '%s'", pl);
+	it_psql("UPDATE playlists SET is_public = false WHERE id = '%s'", pl);
 	expect_str(list_of(alice.access, "playlists", "id", "/api/user/starred-playlists"), "");
 	expect_str(list_of(alice.access, "ids", "", "/api/user/starred-playlists/ids"), "");
 	expect(status_of("POST", alice.access, "/api/user/starred-playlists/%s", pl) == 404);
@@ -629,11 +561,11 @@ test_user_starred_playlist_made_private_drops_out_of_the_list(void)
 static void
 test_user_history_is_newest_first_with_the_track_and_liked(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 	char		 a[37], b[37], cursor[256];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Hist A", a) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Hist A", a) == 0 &&
 	    new_track("Hist B", b) == 0);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", b) == 200);
 	expect(play(&alice, a, "{\"duration_played\":12,\"source\":\"search\"}") == 201);
@@ -663,10 +595,10 @@ test_user_history_is_newest_first_with_the_track_and_liked(void)
 static void
 test_user_history_from_and_to_filter_by_time(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	char		 t[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Dated", t) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Dated", t) == 0);
 	expect(add_play(&alice, t, "'2021-03-01T10:00:00Z'") == 0 &&
 	    add_play(&alice, t, "'2021-03-02T10:00:00Z'") == 0 &&
 	    add_play(&alice, t, "'2021-03-03T10:00:00Z'") == 0 &&
@@ -692,10 +624,10 @@ test_user_history_from_and_to_filter_by_time(void)
 static void
 test_user_history_bad_dates_are_400(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 
-	expect(new_user("ualice", &alice) == 0);
+	expect(it_new_user("ualice", &alice) == 0);
 	res = call("GET", alice.access, "/api/user/history?from=yesterday");
 	expect_status(&res, 400);
 	expect_json_str(&res, "error.code", "bad_request");
@@ -714,14 +646,14 @@ test_user_history_bad_dates_are_400(void)
 static void
 test_user_history_of_a_deleted_track_has_track_null(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	char		 t[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Doomed", t) == 0);
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Doomed", t) == 0);
 	expect(add_play(&alice, t, "now()") == 0);
 	expect_str(list_of(alice.access, "history", "track.title", "/api/user/history"),
 	    "Doomed");
-	psql("DELETE FROM tracks WHERE id = '%s'", t);
+	it_psql("DELETE FROM tracks WHERE id = '%s'", t);
 	expect_str(list_of(alice.access, "history", "track", "/api/user/history"), "null");
 	expect_str(list_of(alice.access, "history", "duration_played",
 	    "/api/user/history"), "42");
@@ -732,17 +664,17 @@ test_user_history_of_a_deleted_track_has_track_null(void)
 static void
 test_user_recently_played_lists_each_track_once_with_its_plays(void)
 {
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 	char		 a[37], b[37], c[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_track("Again", a) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && new_track("Again", a) == 0 &&
 	    new_track("Once", b) == 0 && new_track("Hidden later", c) == 0);
 	expect(add_play(&alice, a, "now() - interval '3 hours'") == 0 &&
 	    add_play(&alice, b, "now() - interval '2 hours'") == 0 &&
 	    add_play(&alice, a, "now() - interval '1 hour'") == 0 &&
 	    add_play(&alice, c, "now()") == 0);
-	psql("UPDATE tracks SET is_active = false WHERE id = '%s'", c);
+	it_psql("UPDATE tracks SET is_active = false WHERE id = '%s'", c);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", b) == 200);
 	res = call("GET", alice.access, "/api/user/recently-played");
 	expect_status(&res, 200);
@@ -766,13 +698,13 @@ test_user_recently_played_lists_each_track_once_with_its_plays(void)
 static void
 test_user_search_history_lists_newest_first_and_delete_clears_only_the_callers(void)
 {
-	struct session	 alice, bob;
+	struct it_session	 alice, bob;
 	struct http_res	 res;
 	char		 t[37], want[64];
 
-	expect(new_user("ualice", &alice) == 0 && new_user("ubob", &bob) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && it_new_user("ubob", &bob) == 0 &&
 	    new_track("Clicked", t) == 0);
-	psql("INSERT INTO search_history (user_id, query, filters, result_count, "
+	it_psql("INSERT INTO search_history (user_id, query, filters, result_count, "
 	    "clicked_track_id, searched_at) VALUES "
 	    "('%s', 'coltrane', '{}', 12, '%s', now() - interval '1 day'), "
 	    "('%s', 'blue ''train''', jsonb_build_object('genre', 'Jazz'), 0, NULL, now()), "
@@ -804,15 +736,15 @@ test_user_search_history_lists_newest_first_and_delete_clears_only_the_callers(v
 static void
 test_user_other_users_never_see_the_callers_data(void)
 {
-	struct session	 alice, bob;
+	struct it_session	 alice, bob;
 	char		 t[37], pl[37];
 
-	expect(new_user("ualice", &alice) == 0 && new_user("ubob", &bob) == 0 &&
+	expect(it_new_user("ualice", &alice) == 0 && it_new_user("ubob", &bob) == 0 &&
 	    new_track("Alices", t) == 0 && new_playlist(&alice, 1, pl) == 0);
 	expect(status_of("POST", alice.access, "/api/user/favorites/%s", t) == 200);
 	expect(status_of("POST", alice.access, "/api/user/starred-playlists/%s", pl) == 200);
 	expect(add_play(&alice, t, "now()") == 0);
-	psql("INSERT INTO search_history (user_id, query) VALUES ('%s', 'alices')", alice.id);
+	it_psql("INSERT INTO search_history (user_id, query) VALUES ('%s', 'alices')", alice.id);
 
 	expect_str(list_of(bob.access, "tracks", "id", "/api/user/favorites"), "");
 	expect_str(list_of(bob.access, "ids", "", "/api/user/favorites/ids"), "");
@@ -856,11 +788,11 @@ test_user_unknown_query_arguments_and_bad_paging_are_400(void)
 		"/api/user/search-history?q=x",
 		NULL
 	};
-	struct session	 alice;
+	struct it_session	 alice;
 	struct http_res	 res;
 	int		 i;
 
-	expect(new_user("ualice", &alice) == 0);
+	expect(it_new_user("ualice", &alice) == 0);
 	for (i = 0; bad[i] != NULL; i++) {
 		res = http_bearer("GET", bad[i], alice.access, NULL);
 		if (res.status != 400 || json_str(&res, "error.code") == NULL ||
@@ -915,10 +847,10 @@ test_user_every_route_without_a_token_is_401(void)
 static void
 test_user_guest_may_like_star_and_see_history(void)
 {
-	struct session	 guest, bob;
+	struct it_session	 guest, bob;
 	char		 t[37], pl[37];
 
-	expect(new_guest(&guest) == 0 && new_user("ubob", &bob) == 0 &&
+	expect(it_new_guest(&guest) == 0 && it_new_user("ubob", &bob) == 0 &&
 	    new_track("For guests", t) == 0 && new_playlist(&bob, 1, pl) == 0);
 	expect(status_of("POST", guest.access, "/api/user/favorites/%s", t) == 200);
 	expect_str(list_of(guest.access, "tracks", "title", "/api/user/favorites"),
@@ -936,23 +868,23 @@ test_user_guest_may_like_star_and_see_history(void)
 static void
 test_user_ids_of_5000_likes_come_in_one_answer(void)
 {
-	struct session		 heavy;
+	struct it_session		 heavy;
 	struct http_res		 res;
 	struct json_object	*ids;
 	char			 newest[37];
 
-	expect(new_user("uheavy", &heavy) == 0);
+	expect(it_new_user("uheavy", &heavy) == 0);
 	/* 5,000 tracks liked a second apart, "Heavy 5000" last. */
-	psql("WITH t AS (INSERT INTO tracks (title, artist, duration, source) "
+	it_psql("WITH t AS (INSERT INTO tracks (title, artist, duration, source) "
 	    "SELECT 'Heavy ' || g, 'User Tests %ld', 60, 'catalog' "
 	    "FROM generate_series(1, 5000) g RETURNING id, title) "
 	    "INSERT INTO user_favorites (user_id, track_id, created_at) "
 	    "SELECT '%s', id, timestamptz '2024-01-01' + substr(title, 7)::int * "
 	    "interval '1 second' FROM t", run_id, heavy.id);
-	snprintf(newest, sizeof(newest), "%s", psql("SELECT id FROM tracks WHERE "
+	snprintf(newest, sizeof(newest), "%s", it_psql("SELECT id FROM tracks WHERE "
 	    "artist = 'User Tests %ld' AND title = 'Heavy 5000'", run_id));
 	res = call("GET", heavy.access, "/api/user/favorites/ids");
-	psql("DELETE FROM tracks WHERE artist = 'User Tests %ld'", run_id);
+	it_psql("DELETE FROM tracks WHERE artist = 'User Tests %ld'", run_id);
 	expect_status(&res, 200);
 	expect(json_int(&res, "count", 0) == 5000);
 	expect((ids = json_array(&res, "ids")) != NULL &&
