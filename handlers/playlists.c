@@ -133,6 +133,17 @@ must_own(struct req *r, const struct playlist *pl)
 	return req_fail(r, E_FORBIDDEN, "only the owner may do this", NULL);
 }
 
+/* The playlist locked for a change by its owner or an editor. OUT: pl. */
+static enum app_err
+load_for_edit(struct req *r, struct playlist *pl)
+{
+	enum app_err	 err;
+
+	if ((err = playlist_load(r, LOAD_LOCKED, pl)) != E_OK)
+		return err;
+	return may_edit(r, pl);
+}
+
 /* The playlist's document, fresh (after a change in this transaction). */
 static enum app_err
 answer_doc(struct req *r, int status, const char *id)
@@ -404,8 +415,7 @@ put_body(struct req *r, void *arg)
 	PGresult	*res;
 	enum app_err	 err;
 
-	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
-	    (err = may_edit(r, &pl)) != E_OK)
+	if ((err = load_for_edit(r, &pl)) != E_OK)
 		return err;
 	/* Who can see it is the owner's call alone. */
 	if (t->f.has_public && (t->f.is_public != 0) != pl.is_public &&
@@ -644,8 +654,7 @@ add_body(struct req *r, void *arg)
 	long			 max;
 	int			 i;
 
-	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
-	    (err = may_edit(r, &pl)) != E_OK)
+	if ((err = load_for_edit(r, &pl)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_unknown, (const char *const[]){ t->ids })) != E_OK)
 		return err;
@@ -770,8 +779,7 @@ remove_body(struct req *r, void *arg)
 	PGresult		*res;
 	enum app_err		 err;
 
-	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
-	    (err = may_edit(r, &pl)) != E_OK)
+	if ((err = load_for_edit(r, &pl)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_remove, (const char *const[]){ pl.id,
 	    t->track_id, t->position })) != E_OK)
@@ -845,8 +853,7 @@ move_body(struct req *r, void *arg)
 	enum app_err	 err;
 	char		 a[3][24];
 
-	if ((err = playlist_load(r, LOAD_LOCKED, &pl)) != E_OK ||
-	    (err = may_edit(r, &pl)) != E_OK)
+	if ((err = load_for_edit(r, &pl)) != E_OK)
 		return err;
 	if (t->from + t->count > pl.count)
 		return req_fail(r, E_INVALID, pool_printf(r->pool, "from + count must "
