@@ -558,6 +558,12 @@ int		 revoke_apply(const char *payload);
  * may be cached by it.
  */
 int		 revoke_library_version(uint64_t *version);
+/*
+ * A number that moves on whenever user_id's likes change (announced by
+ * sql/011, or noted here after a commit). OUT: gen. -1 while not live.
+ */
+int		 revoke_likes_gen(const char *user_id, uint32_t *gen);
+void		 revoke_note_likes(const char *user_id);
 void		 revoke_library_bump(void);
 
 /* ---- pagecache.c ---------------------------------------------------- */
@@ -572,6 +578,22 @@ const char	*pagecache_get(const char *key, uint64_t version, time_t now,
 void		 pagecache_put(const char *key, uint64_t version, time_t expires,
 		    const char *body, size_t len);
 void		 pagecache_free(void);
+
+/* ---- likes.c -------------------------------------------------------- */
+
+/*
+ * Add "liked" for r's caller to every track object of the JSON page in
+ * r->body (a new body from the pool). Liked sets are kept per worker
+ * under the likes generation (revoke_likes_gen()).
+ */
+enum app_err	 likes_mark_page(struct req *r);
+/*
+ * Where the flat {"id":"<uuid>",...} objects of body are: OUT: id_at (the
+ * uuid's offset), end_at (the closing brace's). How many, at most max.
+ */
+int		 likes_find_tracks(const char *body, size_t len, size_t *id_at,
+		    size_t *end_at, int max);
+void		 likes_free(void);
 void		 revoke_set_live(int live);
 /* OUT: the figures for /api/system/status. */
 void		 revoke_stats(int *live, unsigned *versions, unsigned *denied,

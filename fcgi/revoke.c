@@ -67,6 +67,7 @@ struct revoke_shared {
 	uint64_t	 loads;
 	uint64_t	 library;	/* moves on with every library change */
 	uint32_t	 pgen[RV_PGEN];
+	uint32_t	 fgen[RV_PGEN];	/* each user's likes, by uid hash */
 	struct rv_table	 ver;		/* user id -> newest token version */
 	struct rv_table	 deny;		/* jti -> 1 */
 };
@@ -263,6 +264,30 @@ revoke_profile_gen(const char *user_id, uint32_t *gen)
 }
 
 int
+revoke_likes_gen(const char *user_id, uint32_t *gen)
+{
+	int	 rc = -1;
+
+	if (rv == NULL || rv_lock() != 0)
+		return -1;
+	if (rv_live_locked()) {
+		*gen = rv->fgen[rv_hash(user_id) % RV_PGEN];
+		rc = 0;
+	}
+	rv_unlock();
+	return rc;
+}
+
+void
+revoke_note_likes(const char *user_id)
+{
+	if (rv == NULL || rv_lock() != 0)
+		return;
+	rv->fgen[rv_hash(user_id) % RV_PGEN]++;
+	rv_unlock();
+}
+
+int
 revoke_is_live(void)
 {
 	int	 live;
@@ -341,6 +366,9 @@ revoke_apply(const char *payload)
 		break;
 	case 'p':
 		revoke_note_profile(key);
+		break;
+	case 'f':
+		revoke_note_likes(key);
 		break;
 	default:
 		return -1;
@@ -421,8 +449,10 @@ watcher_load(PGconn *c)
 	memset(&rv->ver, 0, sizeof(rv->ver));
 	memset(&rv->deny, 0, sizeof(rv->deny));
 	rv->resync = 0;
-	for (i = 0; i < RV_PGEN; i++)
+	for (i = 0; i < RV_PGEN; i++) {
 		rv->pgen[i]++;
+		rv->fgen[i]++;
+	}
 	for (i = 0; i < n; i++) {
 		const char	*key = PQgetvalue(res, i, 1);
 		long long	 a = atoll(PQgetvalue(res, i, 2));

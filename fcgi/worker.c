@@ -167,6 +167,7 @@ worker_run(int slot, int listen_fd)
 	pool_free(pool);
 	auth_cache_free();
 	pagecache_free();
+	likes_free();
 	media_shutdown();
 	db_disconnect();
 	rds_disconnect();

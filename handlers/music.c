@@ -31,8 +31,7 @@ enum { T_DOC, T_ID, T_TITLE, T_MIME, T_PATH, T_HAS_COVER, T_UPLOADER, T__N };
 
 /*
  * One track for one caller ($2): with "liked". (List pages are shared by
- * every caller through the caches, so their tracks carry no "liked":
- * clients keep GET /api/user/favorites/ids.)
+ * every caller through the caches and marked per caller: likes.c.)
  */
 static const struct db_stmt st_track = {
 	"music_track",
@@ -360,7 +359,7 @@ music_tracks_list(struct req *r)
 	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
 	    mine ? r->user_id : "");
 	if (cache_get(r, canon, &lc))
-		return E_OK;
+		return likes_mark_page(r);
 
 	memset(&q, 0, sizeof(q));
 	/*
@@ -437,8 +436,8 @@ music_tracks_list(struct req *r)
 	    cursor_encode(r, PQgetvalue(res, nrows - 1, T__N),
 	    PQgetvalue(res, nrows - 1, T_ID))) : NULL);
 	err = resp_json_list(r, 200, "tracks", res, T_DOC, nrows, o);
-	cache_put(r, &lc);
-	return err;
+	cache_put(r, &lc);	/* the page as everyone sees it, then the caller's */
+	return err == E_OK ? likes_mark_page(r) : err;
 }
 
 /* ---- one track ---------------------------------------------------------- */

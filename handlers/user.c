@@ -535,6 +535,7 @@ static void
 favorites_changed(struct req *r)
 {
 	rds_command(r, "INCR favver:%s", r->user_id);
+	revoke_note_likes(r->user_id);	/* this machine at once; sql/011 the rest */
 }
 
 /* GET /api/user/favorites/ids: {"ids":[...],"count":n}, newest first. */

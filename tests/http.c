@@ -227,6 +227,16 @@ json_lookup(const struct http_res *r, const char *path)
 }
 
 int
+json_lookup_bool(const struct http_res *r, const char *path)
+{
+	struct json_object	*o = json_lookup(r, path);
+
+	if (o == NULL || !json_object_is_type(o, json_type_boolean))
+		return -1;
+	return json_object_get_boolean(o);
+}
+
+int
 json_has(const struct http_res *r, const char *path)
 {
 	struct json_object	*o = r->json;

@@ -897,7 +897,50 @@ test_user_ids_of_5000_likes_come_in_one_answer(void)
 }
 
 #define T(fn)	{ #fn, fn }
+/*
+ * Library pages are shared by every caller through the caches; each
+ * caller still sees their own "liked" on every track, at once.
+ */
+static void
+test_user_library_pages_say_what_the_caller_likes(void)
+{
+	struct it_session	 a, b;
+	char			 t1[37], t2[37], path[256], genre[64], like[128];
+	struct http_res		 res;
+
+	expect(it_new_user("pagelk", &a) == 0);
+	expect(it_new_user("pagelk", &b) == 0);
+	snprintf(genre, sizeof(genre), "likes-%ld", (long)getpid());
+	expect(new_track("Liked One", t1) == 0);
+	expect(new_track("Liked Two", t2) == 0);
+	it_psql("UPDATE tracks SET genre = '%s' WHERE id IN ('%s', '%s')", genre, t1, t2);
+	snprintf(path, sizeof(path), "/api/music/tracks?genre=%s&sort=title", genre);
+	snprintf(like, sizeof(like), "/api/user/favorites/%s", t2);
+	expect(it_status("POST", like, a.access, NULL) == 200);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect_status(&res, 200);
+	expect_json_str(&res, "tracks.1.id", t2);
+	expect(json_lookup_bool(&res, "tracks.0.liked") == 0);
+	expect(json_lookup_bool(&res, "tracks.1.liked") == 1);
+	http_free(&res);
+	res = http_bearer("GET", path, b.access, NULL);		/* the same page, cached */
+	expect_status(&res, 200);
+	expect(json_lookup_bool(&res, "tracks.1.liked") == 0);
+	http_free(&res);
+	expect(it_status("DELETE", like, a.access, NULL) == 200);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect(json_lookup_bool(&res, "tracks.1.liked") == 0);
+	http_free(&res);
+	/* a like made behind the API's back is seen within a second */
+	it_psql("INSERT INTO user_favorites (user_id, track_id) VALUES ('%s', '%s')", a.id, t1);
+	sleep_ms(300);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect(json_lookup_bool(&res, "tracks.0.liked") == 1);
+	http_free(&res);
+}
+
 const struct it_test user_tests[] = {
+	T(test_user_library_pages_say_what_the_caller_likes),
 	T(test_user_like_lists_the_track_as_liked_then_unlike_removes_it),
 	T(test_user_liking_twice_is_one_like_and_unliking_twice_is_200),
 	T(test_user_parallel_likes_of_one_track_end_as_one_row),

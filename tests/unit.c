@@ -2648,6 +2648,29 @@ test_pagecache_does_not_keep_huge_pages(void **state)
 	free(big);
 }
 
+/* The track objects of a page, found without a JSON parser. */
+static void
+test_likes_find_tracks_finds_each_flat_track_object(void **state)
+{
+	static const char page[] =
+	    "{\"tracks\":[{\"id\":\"11111111-1111-1111-1111-111111111111\","
+	    "\"title\":\"a } \\\" {\\\\\"},"
+	    "{\"id\":\"22222222-2222-2222-2222-222222222222\",\"n\":1}],"
+	    "\"limit\":2}";
+	size_t	 id_at[4], end_at[4];
+	int	 n;
+
+	(void)state;
+	n = likes_find_tracks(page, sizeof(page) - 1, id_at, end_at, 4);
+	assert_int_equal(n, 2);
+	assert_memory_equal(page + id_at[0], "11111111-1111-1111-1111-111111111111", 36);
+	assert_memory_equal(page + id_at[1], "22222222-2222-2222-2222-222222222222", 36);
+	assert_int_equal(page[end_at[0]], '}');
+	assert_int_equal(page[end_at[0] + 1], ',');		/* the braces in the title were text */
+	assert_int_equal(page[end_at[1] + 1], ']');
+	assert_int_equal(likes_find_tracks("{\"tracks\":[]}", 13, id_at, end_at, 4), 0);
+}
+
 static int
 auth_setup(void **state)
 {
@@ -3686,6 +3709,7 @@ main(void)
 		TR(test_revoke_full_table_is_not_trusted),
 		TR(test_revoke_expired_entries_are_purged),
 		TR(test_revoke_library_version_moves_on_and_needs_a_live_watcher),
+		T(test_likes_find_tracks_finds_each_flat_track_object),
 		cmocka_unit_test_teardown(test_pagecache_hit_needs_the_same_key_and_version,
 		    pagecache_teardown),
 		cmocka_unit_test_teardown(test_pagecache_page_expires, pagecache_teardown),
