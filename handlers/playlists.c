@@ -283,6 +283,8 @@ playlists_public(struct req *r)
 
 struct pl_fields {
 	const char	*name, *description;
+	const char	*cover_track_id;	/* the art to show; NULL: the entries' */
+	int		 has_cover;
 	int		 has_public, is_public;
 	int		 has_description;
 };
@@ -292,10 +294,11 @@ read_fields(struct req *r, struct json_object *body, int creating,
     struct pl_fields *f)
 {
 	static const char *const allowed[] = { "name", "description", "is_public",
-	    NULL };
+	    "cover_track_id", NULL };
 	static const char *const forbidden[] = { "id", "owner_id", "owner",
 	    "track_count", "total_duration", "star_count", "created_at",
-	    "updated_at", "source", "is_active", "role", "starred", NULL };
+	    "updated_at", "source", "is_active", "role", "starred", "cover_url",
+	    "version", NULL };
 	struct json_object	*v;
 	enum app_err		 err;
 
@@ -313,6 +316,42 @@ read_fields(struct req *r, struct json_object *body, int creating,
 	    (err = body_string(r, body, "description", 0, 0, 2000,
 	    &f->description, NULL)) != E_OK)
 		return err;
+	f->has_cover = json_object_object_get_ex(body, "cover_track_id", &v);
+	if (f->has_cover && v != NULL) {
+		if ((err = body_string(r, body, "cover_track_id", 0, 36, 36,
+		    &f->cover_track_id, NULL)) != E_OK)
+			return err;
+		if (!uuid_valid(f->cover_track_id))
+			return body_fail(r, "cover_track_id", "must be a track id");
+	}
+	return E_OK;
+}
+
+/*
+ * The cover a request chose: a track of the library with art (its URL is
+ * stored), or NULL to go back to the entries' art. OUT: url.
+ */
+static enum app_err
+chosen_cover(struct req *r, const struct pl_fields *f, const char **url)
+{
+	static const struct db_stmt st = {
+		"pl_cover_track",
+		"SELECT '/api/music/tracks/' || id || '/cover' FROM tracks"
+		" WHERE id = $1 AND is_active AND has_cover",
+		1
+	};
+	PGresult	*res;
+	enum app_err	 err;
+
+	*url = NULL;
+	if (f->cover_track_id == NULL)
+		return E_OK;
+	if ((err = db_exec(r, &res, &st, (const char *const[]){
+	    f->cover_track_id })) != E_OK)
+		return err;
+	if (PQntuples(res) != 1)
+		return body_fail(r, "cover_track_id", "must be a track with cover art");
+	*url = PQgetvalue(res, 0, 0);
 	return E_OK;
 }
 
@@ -337,14 +376,18 @@ create_body(struct req *r, void *arg)
 	};
 	static const struct db_stmt st_insert = {
 		"pl_insert",
-		"INSERT INTO playlists (name, description, is_public, owner_id)"
-		" VALUES ($1, $2, $3::bool, $4) RETURNING id",
-		4
+		"INSERT INTO playlists (name, description, is_public, owner_id,"
+		" thumbnail_url) VALUES ($1, $2, $3::bool, $4, $5) RETURNING id",
+		5
 	};
 	struct create_tx	*t = arg;
 	PGresult		*res;
 	enum app_err		 err;
+	const char		*cover;
 	long			 max = setting_long(r, "max_playlists_per_user", 500);
+
+	if ((err = chosen_cover(r, &t->f, &cover)) != E_OK)
+		return err;
 
 	/* One owner's creations take turns, so the limit holds under races. */
 	if ((err = db_exec(r, &res, &st_lock_user,
@@ -356,7 +399,7 @@ create_body(struct req *r, void *arg)
 		return req_fail(r, E_INVALID, pool_printf(r->pool,
 		    "you have %ld playlists, the most one account may have", max), NULL);
 	if ((err = db_exec(r, &res, &st_insert, (const char *const[]){ t->f.name,
-	    t->f.description, t->f.is_public ? "t" : "f", r->user_id })) != E_OK)
+	    t->f.description, t->f.is_public ? "t" : "f", r->user_id, cover })) != E_OK)
 		return err;
 	snprintf(t->id, sizeof(t->id), "%s", PQgetvalue(res, 0, 0));
 	return E_OK;
@@ -406,14 +449,16 @@ put_body(struct req *r, void *arg)
 		" name = coalesce($2, name),"
 		" description = CASE WHEN $3::bool THEN $4 ELSE description END,"
 		" is_public = coalesce($5::bool, is_public),"
+		" thumbnail_url = CASE WHEN $6::bool THEN $7 ELSE thumbnail_url END,"
 		" updated_at = now(), version = version + 1"
 		" WHERE id = $1",
-		5
+		7
 	};
 	struct put_tx	*t = arg;
 	struct playlist	 pl;
 	PGresult	*res;
 	enum app_err	 err;
+	const char	*cover;
 
 	if ((err = load_for_edit(r, &pl)) != E_OK)
 		return err;
@@ -421,9 +466,12 @@ put_body(struct req *r, void *arg)
 	if (t->f.has_public && (t->f.is_public != 0) != pl.is_public &&
 	    (err = must_own(r, &pl)) != E_OK)
 		return err;
+	if ((err = chosen_cover(r, &t->f, &cover)) != E_OK)
+		return err;
 	return db_exec(r, &res, &st_update, (const char *const[]){ pl.id, t->f.name,
 	    t->f.has_description ? "t" : "f", t->f.description,
-	    t->f.has_public ? (t->f.is_public ? "t" : "f") : NULL });
+	    t->f.has_public ? (t->f.is_public ? "t" : "f") : NULL,
+	    t->f.has_cover ? "t" : "f", cover });
 }
 
 /* PUT /api/playlists/:id {"name", "description", "is_public"} */

@@ -189,6 +189,41 @@ test_playlist_malformed_ids_are_400_not_500(void)
 	expect(it_status("GET", "/api/playlists/public?x=1", a.access, NULL) == 400);
 }
 
+/* The cover is the first entries' art unless one is chosen. */
+static void
+test_playlist_cover_is_the_entries_art_unless_chosen(void)
+{
+	struct it_session	 a;
+	char			 t[3][37], id[37], path[128], body[128], want[128];
+	struct http_res		 res;
+
+	expect(it_new_user("plcover", &a) == 0);
+	expect(make_tracks("cover", 3, t) == 0);
+	it_psql("UPDATE tracks SET has_cover = true WHERE id IN ('%s', '%s')", t[1], t[2]);
+	expect(make_playlist(&a, "Covered", 0, id) == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s", id);
+	res = http_bearer("GET", path, a.access, NULL);
+	expect(json_has(&res, "cover_url") && json_str(&res, "cover_url") == NULL);
+	http_free(&res);
+	expect(add_tracks(&a, id, t, 3, NULL) == 201);
+	res = http_bearer("GET", path, a.access, NULL);
+	snprintf(want, sizeof(want), "/api/music/tracks/%s/cover", t[1]);
+	expect_json_str(&res, "cover_url", want);
+	http_free(&res);
+	snprintf(body, sizeof(body), "{\"cover_track_id\":\"%s\"}", t[2]);
+	res = http_bearer("PUT", path, a.access, body);
+	snprintf(want, sizeof(want), "/api/music/tracks/%s/cover", t[2]);
+	expect_json_str(&res, "cover_url", want);
+	http_free(&res);
+	snprintf(body, sizeof(body), "{\"cover_track_id\":\"%s\"}", t[0]);	/* no art */
+	expect(it_status("PUT", path, a.access, body) == 422);
+	expect(it_status("PUT", path, a.access, "{\"cover_url\":\"http://evil/x.jpg\"}") == 400);
+	res = http_bearer("PUT", path, a.access, "{\"cover_track_id\":null}");
+	snprintf(want, sizeof(want), "/api/music/tracks/%s/cover", t[1]);
+	expect_json_str(&res, "cover_url", want);
+	http_free(&res);
+}
+
 /* ---- entries ------------------------------------------------------------- */
 
 static void
@@ -652,6 +687,7 @@ const struct it_test playlist_tests[] = {
 	T(test_playlist_create_read_change_delete),
 	T(test_playlist_fields_outside_the_allow_list_are_refused),
 	T(test_playlist_malformed_ids_are_400_not_500),
+	T(test_playlist_cover_is_the_entries_art_unless_chosen),
 	T(test_playlist_entries_add_move_remove_stay_dense),
 	T(test_playlist_duplicates_only_when_asked),
 	T(test_playlist_unknown_tracks_are_422_naming_them),
