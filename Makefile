@@ -57,7 +57,7 @@ $(B)/test_media: $(CORE_OBJ) $(B)/tests/unit_media.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/it_music.o \
-	    $(B)/tests/it_library_cli.o $(B)/tests/it_playlists.o $(B)/tests/it_user.o \
+	    $(B)/tests/it_library_cli.o $(B)/tests/it_playlists.o $(B)/tests/it_user.o $(B)/tests/it_search.o \
 	    $(B)/tests/it_m3u.o $(B)/tests/http.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread -lcrypto $(shell pkg-config --libs json-c)
 

@@ -579,6 +579,52 @@ void		 pagecache_put(const char *key, uint64_t version, time_t expires,
 		    const char *body, size_t len);
 void		 pagecache_free(void);
 
+/* ---- spell.c: correcting what users type ---------------------------- */
+
+struct spell_cand {
+	const char	*word;		/* the library's word (worker memory) */
+	int		 distance;	/* edits from what was typed */
+	int		 tracks;	/* how many tracks use it */
+};
+
+/*
+ * Edit distance of a and b (swaps of neighbours count once), or max + 1
+ * when it is more than max. Pure.
+ */
+int		 spell_distance(const char *a, int la, const char *b, int lb, int max);
+/* Replace the dictionary (the tests; the worker loads search_words). */
+int		 spell_set_words(const char *const *words, const int *tracks, size_t n);
+/*
+ * The library's words within reach edits of word, closest first, then
+ * most used. OUT: out (at most max). Returns how many.
+ */
+int		 spell_lookup(const char *word, int reach, struct spell_cand *out,
+		    int max);
+/* spell_lookup() on a dictionary kept current with the library. */
+int		 spell_candidates(struct req *r, const char *word, int reach,
+		    struct spell_cand *out, int max);
+void		 spell_free(void);
+
+/* ---- listcache.c ---------------------------------------------------- */
+
+struct listcache {
+	char		 key[65];	/* hex SHA-256 of the canonical request */
+	char		 version[24];	/* lib:ver, "" when Redis did not answer */
+	uint64_t	 local;		/* this machine's library version */
+	int		 local_ok;	/* local is known (the watcher is live) */
+	long		 ttl_s;		/* how long listcache_put() keeps it */
+};
+
+/*
+ * Answer r from a cache if a page for canon (the validated request, any
+ * text) is there: 1 when it did, 0 when the caller must build the page and
+ * then file it with listcache_put(). OUT: c.
+ */
+int		 listcache_get(struct req *r, const char *canon, struct listcache *c);
+void		 listcache_put(struct req *r, const struct listcache *c);
+/* After any write to the library, once it committed. */
+void		 library_changed(struct req *r);
+
 /* ---- likes.c -------------------------------------------------------- */
 
 /*
@@ -774,6 +820,7 @@ extern const struct route_table	system_route_table;
 extern const struct route_table	auth_route_table;
 extern const struct route_table	admin_route_table;
 extern const struct route_table	music_route_table;
+extern const struct route_table	search_route_table;
 extern const struct route_table	m3u_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;

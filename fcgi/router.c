@@ -16,6 +16,7 @@ static const struct route_table *const all_tables[] = {
 	&auth_route_table,
 	&admin_route_table,
 	&music_route_table,
+	&search_route_table,
 	/* before playlist_route_table: /api/playlists/import is no :id */
 	&m3u_route_table,
 	&playlist_route_table,

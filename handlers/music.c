@@ -90,116 +90,6 @@ answer_track(struct req *r, int status, PGresult *res)
 	    (size_t)PQgetlength(res, 0, T_DOC));
 }
 
-/* ---- the list cache ----------------------------------------------------- */
-
-/*
- * Two levels. Each worker keeps the pages it served under the library
- * version this machine's watcher keeps (pagecache.c): a hit there costs
- * no round trip. Behind it, Redis keeps pages for the whole pool (and
- * other machines) under lib:ver, cache-aside: every library write bumps
- * lib:ver, so a page cached before the write is never read again. The
- * version and the page come back in one round trip (a two-line Lua
- * script, run by its SHA-1 once Redis knows it).
- *
- * Both versions are read before the page's contents are, so a page is
- * never filed under a version newer than what it shows.
- */
-static const char list_cache_lua[] =
-	"local v = redis.call('GET', KEYS[1]) or '0' "
-	"return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}";
-
-struct list_cache {
-	char		 key[65];	/* hex SHA-256 of the canonical request */
-	char		 version[24];	/* lib:ver, "" when Redis did not answer */
-	uint64_t	 local;		/* this machine's library version */
-	int		 local_ok;	/* local is known (the watcher is live) */
-};
-
-static void
-answer_cached(struct req *r, const char *body, size_t len)
-{
-	r->status = 200;
-	r->content_type = "application/json";
-	r->body = body;
-	r->body_len = len;
-	resp_header(r, "X-Cache", "hit");
-}
-
-/*
- * Answer from a cache if it can: 1 when it did, 0 when the caller must
- * build the page (then cache_put() files it).
- */
-static int
-cache_get(struct req *r, const char *canon, struct list_cache *c)
-{
-	static char		 sha[41];
-	struct redisReply	*rep, *page;
-	const char		*body;
-	size_t			 len;
-	time_t			 now = time(NULL);
-
-	c->version[0] = '\0';
-	c->local_ok = 0;
-	if (cfg.list_cache_ttl_s == 0)
-		return 0;
-	sha256_hex(canon, strlen(canon), c->key);
-	c->local_ok = revoke_library_version(&c->local) == 0;
-	if (c->local_ok && (body = pagecache_get(c->key, c->local, now, &len)) != NULL) {
-		answer_cached(r, body, len);
-		return 1;
-	}
-	rep = sha[0] == '\0' ? NULL :
-	    rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
-	if (rep == NULL || (rep->type == REDIS_REPLY_ERROR &&
-	    strncmp(rep->str, "NOSCRIPT", 8) == 0)) {
-		/* Not loaded yet, or Redis restarted empty: load it again. */
-		rep = rds_command(r, "SCRIPT LOAD %s", list_cache_lua);
-		if (rep == NULL || rep->type != REDIS_REPLY_STRING ||
-		    rep->len >= sizeof(sha))
-			return 0;
-		memcpy(sha, rep->str, rep->len + 1);
-		rep = rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
-	}
-	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_STRING)
-		return 0;
-	snprintf(c->version, sizeof(c->version), "%s", rep->element[0]->str);
-	page = rep->element[1];
-	if (page->type != REDIS_REPLY_STRING)
-		return 0;
-	if (c->local_ok)
-		pagecache_put(c->key, c->local, now + cfg.list_cache_ttl_s, page->str,
-		    page->len);
-	answer_cached(r, page->str, page->len);
-	return 1;
-}
-
-static void
-cache_put(struct req *r, const struct list_cache *c)
-{
-	if (cfg.list_cache_ttl_s == 0 || r->status != 200)
-		return;
-	if (c->local_ok)
-		pagecache_put(c->key, c->local, time(NULL) + cfg.list_cache_ttl_s,
-		    r->body, r->body_len);
-	if (c->version[0] != '\0')
-		rds_command(r, "SET lib:%s:%s %b EX %ld", c->version, c->key, r->body,
-		    r->body_len, cfg.list_cache_ttl_s);
-}
-
-/*
- * After any write to the library, once it committed: Redis first, then
- * this machine's version (see revoke.c for why in that order). The
- * database announces the change too (sql/008); doing it here as well
- * means the writer's next read cannot beat the announcement.
- */
-static void
-library_changed(struct req *r)
-{
-	rds_command(r, "INCR lib:ver");
-	revoke_library_bump();
-}
-
 /* ---- GET /api/music/tracks -------------------------------------------- */
 
 /* The sorts the API offers: the key is SQL we wrote, never request text. */
@@ -296,7 +186,7 @@ music_tracks_list(struct req *r)
 	const char		*yfrom, *yto, *dmin, *dmax, *v;
 	int			 want_total = 0;
 	char			*cval = NULL, *cid = NULL, off[24];
-	struct list_cache	 lc;
+	struct listcache	 lc;
 	int			 desc = 1, i, nrows, more;
 	long			 page, limit;
 	struct list_query	 q;
@@ -358,7 +248,7 @@ music_tracks_list(struct req *r)
 	    artist ? artist : "", album ? album : "", yfrom ? yfrom : "",
 	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
 	    mine ? r->user_id : "");
-	if (cache_get(r, canon, &lc))
+	if (listcache_get(r, canon, &lc))
 		return likes_mark_page(r);
 
 	memset(&q, 0, sizeof(q));
@@ -436,7 +326,7 @@ music_tracks_list(struct req *r)
 	    cursor_encode(r, PQgetvalue(res, nrows - 1, T__N),
 	    PQgetvalue(res, nrows - 1, T_ID))) : NULL);
 	err = resp_json_list(r, 200, "tracks", res, T_DOC, nrows, o);
-	cache_put(r, &lc);	/* the page as everyone sees it, then the caller's */
+	listcache_put(r, &lc);	/* the page as everyone sees it, then the caller's */
 	return err == E_OK ? likes_mark_page(r) : err;
 }
 
@@ -865,7 +755,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 {
 	const char		*q = req_query(r, "q");
 	char			 lim[16], off[24], *canon;
-	struct list_cache	 lc;
+	struct listcache	 lc;
 	long			 page = 1, limit = 1000;
 	PGresult		*res;
 	struct json_object	*o, *a;
@@ -878,7 +768,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		return req_fail(r, E_BAD_REQUEST, "q is at most 100 bytes", NULL);
 	canon = pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
 	    q ? q : "");
-	if (cache_get(r, canon, &lc))
+	if (listcache_get(r, canon, &lc))
 		return E_OK;
 	snprintf(lim, sizeof(lim), "%ld", limit);
 	snprintf(off, sizeof(off), "%ld", (page - 1) * limit);
@@ -901,7 +791,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		    pg_json_int(res, 0, PQnfields(res) - 1) : NULL);
 	}
 	err = resp_json(r, 200, o);
-	cache_put(r, &lc);
+	listcache_put(r, &lc);
 	return err;
 }
 

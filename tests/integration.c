@@ -874,6 +874,7 @@ main(int argc, char **argv)
 	library_cli_tests_init(stack_dir, top);
 	playlist_tests_init(stack_dir, top);
 	user_tests_init(stack_dir, top);
+	search_tests_init(stack_dir, top);
 	m3u_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
@@ -881,6 +882,7 @@ main(int argc, char **argv)
 	run(library_cli_tests, library_cli_ntests, argc, argv);
 	run(playlist_tests, playlist_ntests, argc, argv);
 	run(user_tests, user_ntests, argc, argv);
+	run(search_tests, search_ntests, argc, argv);
 	run(m3u_tests, m3u_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();

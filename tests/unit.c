@@ -2671,6 +2671,55 @@ test_likes_find_tracks_finds_each_flat_track_object(void **state)
 	assert_int_equal(likes_find_tracks("{\"tracks\":[]}", 13, id_at, end_at, 4), 0);
 }
 
+/* ---- spell.c ----------------------------------------------------------- */
+
+static void
+test_spell_distance_counts_a_swap_as_one_edit(void **state)
+{
+	(void)state;
+	assert_int_equal(spell_distance("hotel", 5, "hotel", 5, 2), 0);
+	assert_int_equal(spell_distance("hotle", 5, "hotel", 5, 2), 1);	/* swap */
+	assert_int_equal(spell_distance("califronia", 10, "california", 10, 2), 1);
+	assert_int_equal(spell_distance("bony", 4, "bunny", 5, 2), 2);
+	assert_int_equal(spell_distance("elish", 5, "eilish", 6, 2), 1);
+	assert_int_equal(spell_distance("abc", 3, "xyz", 3, 2), 3);		/* over: max + 1 */
+	assert_int_equal(spell_distance("a", 1, "abcd", 4, 2), 3);
+	assert_int_equal(spell_distance("", 0, "ab", 2, 2), 2);
+}
+
+static int
+spell_teardown(void **state)
+{
+	(void)state;
+	spell_free();
+	return 0;
+}
+
+static void
+test_spell_lookup_finds_the_closest_then_the_most_used(void **state)
+{
+	static const char *const words[] = { "bunny", "bony", "boy", "body",
+	    "bad", "band", "california", "hotel", "motel", "eilish" };
+	static const int tracks[] = { 120, 3, 800, 300, 50, 900, 111, 159, 20, 40 };
+	struct spell_cand	 c[8];
+	int			 n, i, found = 0;
+
+	(void)state;
+	assert_int_equal(spell_set_words(words, tracks, 10), 0);
+	n = spell_lookup("bony", 2, c, 8);
+	assert_true(n >= 4);
+	assert_string_equal(c[0].word, "bony");			/* itself first */
+	assert_int_equal(c[0].distance, 0);
+	assert_string_equal(c[1].word, "boy");			/* one edit, most used */
+	for (i = 0; i < n; i++)
+		found |= strcmp(c[i].word, "bunny") == 0 && c[i].distance == 2;
+	assert_true(found);
+	n = spell_lookup("hotle", 1, c, 8);
+	assert_int_equal(n, 1);
+	assert_string_equal(c[0].word, "hotel");
+	assert_int_equal(spell_lookup("zzzzzz", 2, c, 8), 0);
+}
+
 static int
 auth_setup(void **state)
 {
@@ -3710,6 +3759,9 @@ main(void)
 		TR(test_revoke_expired_entries_are_purged),
 		TR(test_revoke_library_version_moves_on_and_needs_a_live_watcher),
 		T(test_likes_find_tracks_finds_each_flat_track_object),
+		T(test_spell_distance_counts_a_swap_as_one_edit),
+		cmocka_unit_test_teardown(test_spell_lookup_finds_the_closest_then_the_most_used,
+		    spell_teardown),
 		cmocka_unit_test_teardown(test_pagecache_hit_needs_the_same_key_and_version,
 		    pagecache_teardown),
 		cmocka_unit_test_teardown(test_pagecache_page_expires, pagecache_teardown),

@@ -1,0 +1,252 @@
+/*
+ * fcgi/spell.c: the library's words in each worker's memory, to correct
+ * what users type.
+ *
+ * The words come from search_words (sql/010, kept by triggers), loaded on
+ * first use and again once the library changed (the shared library
+ * version, revoke.c), at most every SPELL_RELOAD_S seconds: a word added a
+ * moment ago is found as typed at once, and corrected a little later.
+ *
+ * A lookup only looks at words of a near length, skips most of those with
+ * a letter-set test (one edit changes at most two letters of the set), and
+ * computes the edit distance of the rest with a cutoff. Two adjacent
+ * letters swapped count as one edit, as people swap letters more than any
+ * other mistake (optimal string alignment distance).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "djamms.h"
+
+#define SPELL_MAXLEN	32		/* longer words are taken as typed */
+#define SPELL_RELOAD_S	5
+
+struct spell_word {
+	const char	*w;
+	uint32_t	 mask;
+	int		 len;
+	int		 tracks;
+};
+
+static struct spell_word	*words;
+static size_t			 nwords;
+static char			*arena;
+static size_t			 by_len[SPELL_MAXLEN + 2];	/* first index of each length */
+static uint64_t			 loaded_version;
+static time_t			 loaded_at;
+static int			 loaded;
+
+/* The letters a word has (a-z, digits as one, anything else as one). */
+static uint32_t
+letter_set(const char *w, int len)
+{
+	uint32_t	 m = 0;
+	int		 i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char	 c = (unsigned char)w[i];
+
+		if (c >= 'a' && c <= 'z')
+			m |= 1u << (c - 'a');
+		else if (c >= '0' && c <= '9')
+			m |= 1u << 26;
+		else
+			m |= 1u << (27 + (c & 3));
+	}
+	return m;
+}
+
+int
+spell_distance(const char *a, int la, const char *b, int lb, int max)
+{
+	int	 rows[3][SPELL_MAXLEN + 1];
+	int	*prev2 = rows[0], *prev = rows[1], *cur = rows[2], *tmp;
+	int	 i, j;
+
+	if (la > SPELL_MAXLEN || lb > SPELL_MAXLEN || la - lb > max || lb - la > max)
+		return max + 1;
+	for (j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (i = 1; i <= la; i++) {
+		int	 best;
+
+		cur[0] = best = i;
+		for (j = 1; j <= lb; j++) {
+			int	 v = prev[j] + 1;		/* deletion */
+
+			if (cur[j - 1] + 1 < v)			/* insertion */
+				v = cur[j - 1] + 1;
+			if (prev[j - 1] + (a[i - 1] != b[j - 1]) < v)	/* substitution */
+				v = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)	/* swap */
+				v = prev2[j - 2] + 1;
+			cur[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > max)
+			return max + 1;
+		tmp = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = tmp;
+	}
+	return prev[lb] > max ? max + 1 : prev[lb];
+}
+
+static int
+by_length(const void *x, const void *y)
+{
+	const struct spell_word	*a = x, *b = y;
+
+	if (a->len != b->len)
+		return a->len - b->len;
+	return b->tracks - a->tracks;	/* most used first within a length */
+}
+
+void
+spell_free(void)
+{
+	free(words);
+	free(arena);
+	words = NULL;
+	arena = NULL;
+	nwords = 0;
+	loaded = 0;
+}
+
+int
+spell_set_words(const char *const *w, const int *tracks, size_t n)
+{
+	size_t	 i, bytes = 0, o = 0;
+	int	 len;
+
+	spell_free();
+	for (i = 0; i < n; i++)
+		bytes += strlen(w[i]) + 1;
+	if ((words = calloc(n + 1, sizeof(*words))) == NULL ||
+	    (arena = malloc(bytes + 1)) == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		len = (int)strlen(w[i]);
+		if (len == 0 || len > SPELL_MAXLEN)
+			continue;
+		memcpy(arena + o, w[i], (size_t)len + 1);
+		words[nwords].w = arena + o;
+		words[nwords].len = len;
+		words[nwords].mask = letter_set(arena + o, len);
+		words[nwords].tracks = tracks[i];
+		nwords++;
+		o += (size_t)len + 1;
+	}
+	qsort(words, nwords, sizeof(*words), by_length);
+	for (len = 0, i = 0; len <= SPELL_MAXLEN + 1; len++) {
+		while (i < nwords && words[i].len < len)
+			i++;
+		by_len[len] = i;
+	}
+	loaded = 1;
+	return 0;
+}
+
+/* Load (or reload) the dictionary when the library moved on. */
+static void
+spell_refresh(struct req *r)
+{
+	static const struct db_stmt st = {
+		"spell_words",
+		"SELECT word, tracks FROM search_words WHERE length(word) <= 32",
+		0
+	};
+	PGresult	*res;
+	uint64_t	 v = 0;
+	int		 live = revoke_library_version(&v) == 0;
+	time_t		 now = time(NULL);
+	const char	**w;
+	int		*t, i, n;
+
+	if (loaded && (!live || v == loaded_version || now - loaded_at < SPELL_RELOAD_S))
+		return;
+	if (db_exec(r, &res, &st, NULL) != E_OK)
+		return;		/* keep what we have */
+	n = PQntuples(res);
+	if ((w = calloc((size_t)n + 1, sizeof(*w))) == NULL ||
+	    (t = calloc((size_t)n + 1, sizeof(*t))) == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		w[i] = PQgetvalue(res, i, 0);
+		t[i] = atoi(PQgetvalue(res, i, 1));
+	}
+	spell_set_words(w, t, (size_t)n);
+	free(w);
+	free(t);
+	loaded_version = v;
+	loaded_at = now;
+}
+
+static int
+cand_order(const void *x, const void *y)
+{
+	const struct spell_cand	*a = x, *b = y;
+
+	if (a->distance != b->distance)
+		return a->distance - b->distance;
+	return b->tracks - a->tracks;
+}
+
+int
+spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
+{
+	int		 len = (int)strlen(word), n = 0, l;
+	uint32_t	 mask;
+
+	if (len == 0 || len > SPELL_MAXLEN || max <= 0)
+		return 0;
+	mask = letter_set(word, len);
+	for (l = len - reach < 1 ? 1 : len - reach; l <= len + reach && l <= SPELL_MAXLEN; l++) {
+		size_t	 i;
+
+		for (i = by_len[l]; i < by_len[l + 1]; i++) {
+			const struct spell_word	*sw = &words[i];
+			int			 d;
+
+			if (__builtin_popcount(sw->mask ^ mask) > 2 * reach)
+				continue;
+			if ((d = spell_distance(word, len, sw->w, sw->len, reach)) > reach)
+				continue;
+			if (n < max) {
+				out[n].word = sw->w;
+				out[n].distance = d;
+				out[n].tracks = sw->tracks;
+				n++;
+			} else {
+				/* full: replace the worst if this one is better */
+				int	 worst = 0, k;
+
+				for (k = 1; k < n; k++)
+					if (cand_order(&out[k], &out[worst]) > 0)
+						worst = k;
+				if (d < out[worst].distance || (d == out[worst].distance &&
+				    sw->tracks > out[worst].tracks)) {
+					out[worst].word = sw->w;
+					out[worst].distance = d;
+					out[worst].tracks = sw->tracks;
+				}
+			}
+		}
+	}
+	qsort(out, (size_t)n, sizeof(*out), cand_order);
+	return n;
+}
+
+int
+spell_candidates(struct req *r, const char *word, int reach,
+    struct spell_cand *out, int max)
+{
+	spell_refresh(r);
+	return spell_lookup(word, reach, out, max);
+}

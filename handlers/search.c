@@ -1,0 +1,912 @@
+/*
+ * handlers/search.c: /api/music/search... Search that forgives typos, on
+ * Postgres alone.
+ *
+ * What the user typed is normalised and split by the database, as the
+ * library's words were (sql/012). Each word is then corrected in the
+ * worker against the library's own words (spell.c): the word itself when
+ * the library has it, and words within one to three edits (by length),
+ * closest and most used first. The tracks are asked for in one statement:
+ * every word or one of its corrections, in any order, the last word also
+ * as a prefix; ranked by text relevance (title over artist over album),
+ * popularity, how few corrections the match needed, and, for the caller,
+ * their likes and plays; with the facets of the whole match. A query that
+ * matches nothing with every word is tried again with one word left out
+ * (an extra word), then with any word.
+ *
+ * Results are cached with the library lists (listcache.c, a library
+ * change moves them on) for 15 minutes, per caller (likes and plays
+ * count). Every search is written to the caller's search history.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "../fcgi/djamms.h"
+
+#define MAX_WORDS	8
+#define MAX_CANDS	80
+#define SEARCH_TTL_S	900
+
+struct word {
+	const char		*typed;
+	struct spell_cand	 cand[MAX_CANDS];
+	int			 ncand;
+	int			 known;		/* the library has it as typed */
+	int			 prefix;	/* also as a prefix (the last word) */
+};
+
+/* How many edits a word of len letters may be away from what was meant. */
+static int
+reach_of(int len)
+{
+	return len <= 2 ? 0 : len == 3 ? 1 : len <= 8 ? 2 : 3;
+}
+
+/* What people write for common words in titles. */
+static const char *const shorthand[][2] = {
+	{ "u", "you" }, { "ur", "your" }, { "r", "are" }, { "n", "and" },
+	{ "2", "to" }, { "4", "for" }, { "b", "be" }, { "luv", "love" },
+	{ "tha", "the" }, { "da", "the" }, { "ya", "you" }, { "thru", "through" },
+	{ "nite", "night" }, { "gonna", "going" }, { "wanna", "want" },
+	{ "feat", "ft" }, { "ft", "feat" }, { "&", "and" },
+};
+
+/* A word the library has this often is taken as meant. */
+#define COMMON_WORD	30
+/* ... and one this common is nobody's two-edit typo of another word. */
+#define VERY_COMMON_WORD 2000
+
+/*
+ * The candidates of one word: itself, then (unless the library has it
+ * often: a common word is not a typo) at most 30 words one edit away, 40
+ * two edits away and 5 three away, most used first in each; and its
+ * long form if it is a shorthand. The last word is also a prefix unless
+ * it is a word of its own (as you type).
+ */
+static int
+same_edges(const char *a, const char *b)
+{
+	size_t	 la = strlen(a), lb = strlen(b);
+
+	return la > 0 && lb > 0 && a[0] == b[0] && a[la - 1] == b[lb - 1];
+}
+
+/* Stable: within each distance, same-edged words before the others. */
+static void
+edges_first(const char *typed, struct spell_cand *c, int n)
+{
+	struct spell_cand	 tmp[200];
+	int			 i, k, o = 0, start;
+
+	for (start = 0; start < n; start = i) {
+		for (i = start; i < n && c[i].distance == c[start].distance; i++)
+			;
+		for (k = start; k < i; k++)
+			if (same_edges(typed, c[k].word))
+				tmp[o++] = c[k];
+		for (k = start; k < i; k++)
+			if (!same_edges(typed, c[k].word))
+				tmp[o++] = c[k];
+	}
+	memcpy(c, tmp, sizeof(*c) * (size_t)n);
+}
+
+static void
+word_candidates_ex(struct req *r, struct word *w, int last, int force)
+{
+	static const int	 quota[4] = { 1, 30, 40, 5 };
+	struct spell_cand	 all[200];
+	int			 n, i, per[4] = { 0, 0, 0, 0 }, known_tracks = 0;
+	int			 ascii = 1;
+	const char		*p;
+
+	for (p = w->typed; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			ascii = 0;
+	w->ncand = 0;
+	w->known = 0;
+	n = ascii ? spell_candidates(r, w->typed, reach_of((int)strlen(w->typed)),
+	    all, 200) : 0;
+	for (i = 0; i < n; i++)
+		if (all[i].distance == 0) {
+			w->known = 1;
+			known_tracks = all[i].tracks;
+		}
+	/* Slips keep a word's ends more often than its middle: among words as
+	 * far away, those with the same first and last letters come first. */
+	edges_first(w->typed, all, n);
+	w->cand[0].word = w->typed;
+	w->cand[0].distance = 0;
+	w->cand[0].tracks = known_tracks;
+	w->ncand = 1;
+	w->prefix = last && !w->known;
+	for (i = 0; i < (int)(sizeof(shorthand) / sizeof(shorthand[0])); i++)
+		if (strcmp(w->typed, shorthand[i][0]) == 0 && w->ncand < MAX_CANDS) {
+			w->cand[w->ncand].word = shorthand[i][1];
+			w->cand[w->ncand].distance = 1;
+			w->cand[w->ncand].tracks = 0;
+			w->ncand++;
+		}
+	if (w->known && known_tracks >= COMMON_WORD && !force)
+		return;
+	for (i = 0; i < n && w->ncand < MAX_CANDS; i++) {
+		if (all[i].distance == 0 || per[all[i].distance] >= quota[all[i].distance])
+			continue;
+		/* "feat" is not what "fein" meant: a word in thousands of titles
+		 * is not a two-edit slip */
+		if (all[i].distance >= 2 && all[i].tracks > VERY_COMMON_WORD)
+			continue;
+		per[all[i].distance]++;
+		w->cand[w->ncand++] = all[i];
+	}
+}
+
+static void
+word_candidates(struct req *r, struct word *w, int last)
+{
+	word_candidates_ex(r, w, last, 0);
+}
+
+/* A common word after all: with its corrections, for a second try. */
+static void
+expand_common(struct req *r, struct word *w, int last)
+{
+	word_candidates_ex(r, w, last, 1);
+}
+
+/* A tsquery lexeme: our words are [a-z0-9] or letters, never quotes. */
+static void
+add_lexeme_w(char *q, size_t cap, const char *word, int prefix, const char *weight)
+{
+	size_t	 o = strlen(q);
+	size_t	 i;
+
+	if (o + strlen(word) + 8 >= cap)
+		return;
+	q[o++] = '\'';
+	for (i = 0; word[i] != '\0'; i++)
+		if (word[i] != '\'' && word[i] != '\\')
+			q[o++] = word[i];
+	q[o++] = '\'';
+	if (prefix || weight != NULL)
+		q[o++] = ':';
+	if (prefix)
+		q[o++] = '*';
+	if (weight != NULL)
+		q[o++] = weight[0];
+	q[o] = '\0';
+}
+
+static void
+add_lexeme(char *q, size_t cap, const char *word, int prefix)
+{
+	add_lexeme_w(q, cap, word, prefix, NULL);
+}
+
+/* (w1 | w2 | ...) of word i, up to edits max, in the fields of weight. */
+static void
+add_group_w(char *q, size_t cap, const struct word *w, int last, int max,
+    const char *weight)
+{
+	int	 i, first = 1;
+
+	strncat(q, "(", cap - strlen(q) - 1);
+	for (i = 0; i < w->ncand; i++) {
+		if (w->cand[i].distance > max)
+			continue;
+		if (!first)
+			strncat(q, " | ", cap - strlen(q) - 1);
+		add_lexeme_w(q, cap, w->cand[i].word, last && i == 0 && w->prefix, weight);
+		first = 0;
+	}
+	strncat(q, ")", cap - strlen(q) - 1);
+}
+
+static void
+add_group(char *q, size_t cap, const struct word *w, int last, int max)
+{
+	add_group_w(q, cap, w, last, max, NULL);
+}
+
+/*
+ * The query every track must match: all groups (skip == -1), all but one
+ * of them, whichever (skip == -3), or any group (skip == -2).
+ */
+static void
+build_match(char *q, size_t cap, const struct word *w, int n, int skip)
+{
+	int	 i, first = 1;
+
+	q[0] = '\0';
+	if (skip == -3) {
+		char	 part[4096];
+		int	 k;
+
+		for (k = 0; k < n; k++) {
+			build_match(part, sizeof(part), w, n, k);
+			if (k > 0)
+				strncat(q, " | ", cap - strlen(q) - 1);
+			strncat(q, "(", cap - strlen(q) - 1);
+			strncat(q, part, cap - strlen(q) - 1);
+			strncat(q, ")", cap - strlen(q) - 1);
+		}
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (i == skip)
+			continue;
+		if (!first)
+			strncat(q, skip == -2 ? " | " : " & ", cap - strlen(q) - 1);
+		add_group(q, cap, &w[i], i == n - 1, 3);
+		first = 0;
+	}
+}
+
+/* Allow-listed filters, appended as parameters. */
+struct filters {
+	const char	*genre, *yfrom, *yto, *dmin, *dmax;
+};
+
+static enum app_err
+int_arg(struct req *r, const char *name, long min, long max, const char **out)
+{
+	const char	*v = req_query(r, name);
+	long		 n;
+
+	*out = NULL;
+	if (v == NULL || *v == '\0')
+		return E_OK;
+	if (config_parse_long(v, min, max, &n) != 0)
+		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+		    "%s must be a whole number from %ld to %ld", name, min, max), NULL);
+	*out = v;
+	return E_OK;
+}
+
+/* Split and normalise q as the library's words were. OUT: w, n. */
+static enum app_err
+split_query(struct req *r, const char *q, struct word *w, int *n)
+{
+	static const struct db_stmt st = {
+		"search_split",
+		"SELECT x FROM regexp_split_to_table(search_normalize($1),"
+		" '[^[:alnum:]]+') WITH ORDINALITY s(x, i) WHERE x <> ''"
+		" AND length(x) <= 32 ORDER BY i LIMIT 8",
+		1
+	};
+	PGresult	*res;
+	enum app_err	 err;
+	int		 i;
+
+	if ((err = db_exec(r, &res, &st, (const char *const[]){ q })) != E_OK)
+		return err;
+	*n = PQntuples(res) < MAX_WORDS ? PQntuples(res) : MAX_WORDS;
+	for (i = 0; i < *n; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		w[i].typed = pool_strdup(r->pool, PQgetvalue(res, i, 0));
+	}
+	return E_OK;
+}
+
+/*
+ * The statement: $1 the match, $2 the exact query (every word as typed),
+ * $3 the caller, $4 the edit penalty as text "q0|q1|..." handled below,
+ * then filters, limit and offset.
+ */
+static const char search_sql_head[] =
+	"WITH hit AS MATERIALIZED ("
+	"  SELECT t.id FROM tracks t, to_tsquery('simple', $1) fq"
+	"  WHERE t.is_active AND t.search_vec @@ fq %s"
+	"  ORDER BY t.popularity DESC, t.id LIMIT 5000),"
+	" m AS MATERIALIZED ("
+	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
+	"    ts_rank_cd('{0.1,0.25,0.5,1.0}', t.search_vec, fq, 32)"
+	"    + t.popularity / 100.0"
+	"    + CASE WHEN t.search_vec @@ eq THEN 1.0 ELSE 0 END"
+	"    + CASE WHEN t.search_vec @@ to_tsquery('simple', $4) THEN 0.3 ELSE 0 END"
+	"    + CASE WHEN t.search_vec @@ to_tsquery('simple', $5) THEN 0.3 ELSE 0 END"
+	"    %s AS base"
+	"  FROM hit JOIN tracks t ON t.id = hit.id,"
+	"    to_tsquery('simple', $1) fq, to_tsquery('simple', $2) eq),"
+	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT 200),"
+	" ranked AS (SELECT top.id, top.base"
+	"   + CASE WHEN f.user_id IS NOT NULL THEN 0.5 ELSE 0 END"
+	"   + least(coalesce(p.n, 0), 10) * 0.05 AS score"
+	"   FROM top LEFT JOIN user_favorites f ON f.user_id = $3::uuid AND f.track_id = top.id"
+	"   LEFT JOIN (SELECT h.track_id, count(*) AS n FROM playback_history h"
+	"     WHERE h.user_id = $3::uuid AND h.track_id IN (SELECT id FROM top)"
+	"     GROUP BY h.track_id) p ON p.track_id = top.id)";
+
+static const char search_sql_tail[] =
+	" (SELECT 'r', t.api_doc, r.score::text,"
+	"   array_to_string(tsvector_to_array(t.search_vec), ' ')"
+	"   FROM ranked r JOIN tracks t ON t.id = r.id"
+	"   ORDER BY r.score DESC, r.id LIMIT $%d::int OFFSET $%d::int)"
+	" UNION ALL (SELECT 'g', genre, count(*)::text, NULL FROM m"
+	"   WHERE genre IS NOT NULL GROUP BY genre ORDER BY count(*) DESC, genre LIMIT 10)"
+	" UNION ALL (SELECT 'd', (year / 10 * 10)::text || 's', count(*)::text, NULL"
+	"   FROM m WHERE year IS NOT NULL GROUP BY year / 10 ORDER BY year / 10)"
+	" UNION ALL (SELECT 'l', CASE WHEN duration < 180 THEN 'under_3_min'"
+	"   WHEN duration < 300 THEN '3_to_5_min' ELSE 'over_5_min' END,"
+	"   count(*)::text, NULL FROM m GROUP BY 2 ORDER BY 2)"
+	" UNION ALL (SELECT 'a', artist, count(*)::text, max(base)::text FROM m"
+	"   GROUP BY artist ORDER BY max(base) DESC, artist LIMIT $%d::int)"
+	" UNION ALL (SELECT 'b', album, count(*)::text, artist FROM m"
+	"   WHERE album IS NOT NULL GROUP BY album, artist"
+	"   ORDER BY max(base) DESC, album LIMIT $%d::int)"
+	" UNION ALL SELECT 'n', NULL, count(*)::text, NULL FROM m";
+
+struct plan {
+	char		 match[8192];
+	char		 exact[1024];
+	char		 penalty[8192];	/* SQL: minus per correction */
+};
+
+/*
+ * The words (or their spellings) next to each other in the order typed:
+ * "bad bunny" as a name, not "bad" somewhere and "boy" elsewhere.
+ */
+static void
+build_phrase(char *q, size_t cap, const struct word *w, int n, const char *weight)
+{
+	int	 i;
+
+	q[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			strncat(q, " <-> ", cap - strlen(q) - 1);
+		add_group_w(q, cap, &w[i], i == n - 1, 3, weight);
+	}
+}
+
+/* The words as typed, every one required, the last as a prefix. */
+static void
+build_exact(char *q, size_t cap, const struct word *w, int n)
+{
+	int	 i;
+
+	q[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			strncat(q, " & ", cap - strlen(q) - 1);
+		add_lexeme(q, cap, w[i].typed, i == n - 1 && w[i].prefix);
+	}
+}
+
+/*
+ * The penalty of the corrections a track needed: for each word, nothing
+ * when the track has it as typed, more the further the nearest spelling
+ * it has. The tsqueries are parameters from $first on (three a word).
+ * OUT: sql, args (pool), *nargs moved on.
+ */
+static void
+build_penalty(struct req *r, char *sql, size_t cap, const struct word *w, int n,
+    const char **args, int *nargs)
+{
+	int	 i, d;
+
+	sql[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (w[i].ncand == 1 && n == 1)
+			continue;	/* one word, as typed: nothing to tell apart */
+		for (d = 0; d <= 2; d++) {
+			char	*g = pool_alloc(r->pool, 2048);
+
+			g[0] = '\0';
+			add_group(g, 2048, &w[i], i == n - 1, d);
+			args[(*nargs)++] = g;
+		}
+		snprintf(sql + strlen(sql), cap - strlen(sql),
+		    " - CASE WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0"
+		    " WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0.2"
+		    " WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0.35 ELSE 0.8 END",
+		    *nargs - 2, *nargs - 1, *nargs);
+	}
+}
+
+static void
+add_filter(char *sql, size_t cap, const char *fmt, const char *val,
+    const char **args, int *nargs)
+{
+	if (val == NULL)
+		return;
+	args[(*nargs)++] = val;
+	snprintf(sql + strlen(sql), cap - strlen(sql), fmt, *nargs);
+}
+
+/*
+ * The best spelling of each word among those the top track has: what
+ * "did you mean" proposes. NULL when it is what was typed.
+ */
+static char *
+did_you_mean(struct req *r, const struct word *w, int n, const char *lexemes)
+{
+	char	*out = pool_alloc(r->pool, 512), have[1200];
+	int	 i, k, changed = 0;
+
+	out[0] = '\0';
+	snprintf(have, sizeof(have), " %s ", lexemes);
+	for (i = 0; i < n; i++) {
+		const char	*best = w[i].typed;
+		char		 pat[80];
+
+		snprintf(pat, sizeof(pat), " %s ", w[i].typed);
+		if (strstr(have, pat) == NULL) {
+			for (k = 1; k < w[i].ncand; k++) {
+				snprintf(pat, sizeof(pat), " %s ", w[i].cand[k].word);
+				if (strstr(have, pat) != NULL) {
+					best = w[i].cand[k].word;
+					changed = 1;
+					break;
+				}
+			}
+		}
+		snprintf(out + strlen(out), 512 - strlen(out), "%s%s", i ? " " : "", best);
+	}
+	return changed ? out : NULL;
+}
+
+/* Facets, artists and albums from rows of kinds g, d, l, a, b. */
+static void
+add_facets(struct json_object *o, PGresult *res, const char *type)
+{
+	struct json_object	*facets = json_object_new_object();
+	struct json_object	*g = json_object_new_array(), *d = json_object_new_array();
+	struct json_object	*l = json_object_new_array();
+	struct json_object	*artists = json_object_new_array();
+	struct json_object	*albums = json_object_new_array();
+	int			 i;
+
+	for (i = 0; i < PQntuples(res); i++) {
+		char			 kind = PQgetvalue(res, i, 0)[0];
+		struct json_object	*e;
+
+		if (kind == 'r' || kind == 'n')
+			continue;
+		e = json_object_new_object();
+		json_object_object_add(e, "name", pg_json_str(res, i, 1));
+		json_object_object_add(e, kind == 'a' || kind == 'b' ? "track_count" :
+		    "count", pg_json_int(res, i, 2));
+		if (kind == 'b')
+			json_object_object_add(e, "artist", pg_json_str(res, i, 3));
+		json_object_array_add(kind == 'g' ? g : kind == 'd' ? d : kind == 'l' ? l :
+		    kind == 'a' ? artists : albums, e);
+	}
+	json_object_object_add(facets, "genre", g);
+	json_object_object_add(facets, "decade", d);
+	json_object_object_add(facets, "duration", l);
+	json_object_object_add(o, "facets", facets);
+	if (strcmp(type, "artist") == 0 || strcmp(type, "all") == 0)
+		json_object_object_add(o, "artists", artists);
+	else
+		json_object_put(artists);
+	if (strcmp(type, "album") == 0 || strcmp(type, "all") == 0)
+		json_object_object_add(o, "albums", albums);
+	else
+		json_object_put(albums);
+}
+
+/* Record the search in the caller's history. */
+static void
+remember(struct req *r, const char *q, struct json_object *filters, long count)
+{
+	static const struct db_stmt st = {
+		"search_remember",
+		"INSERT INTO search_history (user_id, query, filters, result_count)"
+		" VALUES ($1, $2, $3::jsonb, $4::int)",
+		4
+	};
+	PGresult	*res;
+	char		 n[24];
+
+	snprintf(n, sizeof(n), "%ld", count);
+	(void)db_exec(r, &res, &st, (const char *const[]){ r->user_id, q,
+	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n });
+}
+
+static char *
+cursor_of(struct req *r, long offset)
+{
+	char	*raw = pool_printf(r->pool, "o:%ld", offset);
+	char	*out = pool_alloc(r->pool, (strlen(raw) + 2) / 3 * 4 + 1);
+
+	b64url_encode((unsigned char *)raw, strlen(raw), out);
+	return out;
+}
+
+/*
+ * An empty query: every track, in a stable order (by id), a page at a
+ * time with a keyset cursor; clients sync their copy of the library so.
+ */
+static enum app_err
+music_search_all(struct req *r, const struct filters *f, long limit,
+    const char *after)
+{
+	char			 sql[1024], slim[24], *raw, *next;
+	const char		*args[8];
+	int			 nargs = 0, rows;
+	struct db_stmt		 st = { NULL, sql, 0 };
+	PGresult		*res;
+	struct json_object	*o;
+	enum app_err		 err;
+
+	snprintf(sql, sizeof(sql), "SELECT t.api_doc, t.id FROM tracks t WHERE t.is_active");
+	add_filter(sql, sizeof(sql), " AND t.id > $%d::uuid", after, args, &nargs);
+	add_filter(sql, sizeof(sql), " AND t.genre = $%d", f->genre, args, &nargs);
+	add_filter(sql, sizeof(sql), " AND t.year >= $%d::int", f->yfrom, args, &nargs);
+	add_filter(sql, sizeof(sql), " AND t.year <= $%d::int", f->yto, args, &nargs);
+	add_filter(sql, sizeof(sql), " AND t.duration >= $%d::int", f->dmin, args, &nargs);
+	add_filter(sql, sizeof(sql), " AND t.duration <= $%d::int", f->dmax, args, &nargs);
+	snprintf(slim, sizeof(slim), "%ld", limit + 1);
+	add_filter(sql, sizeof(sql), " ORDER BY t.id LIMIT $%d::int", slim, args, &nargs);
+	st.nparams = nargs;
+	if ((err = db_exec(r, &res, &st, args)) != E_OK)
+		return err;
+	rows = PQntuples(res) > limit ? (int)limit : PQntuples(res);
+	next = NULL;
+	if (PQntuples(res) > limit) {
+		raw = pool_printf(r->pool, "i:%s", PQgetvalue(res, rows - 1, 1));
+		next = pool_alloc(r->pool, (strlen(raw) + 2) / 3 * 4 + 1);
+		b64url_encode((unsigned char *)raw, strlen(raw), next);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "query", json_object_new_string(""));
+	json_object_object_add(o, "limit", json_object_new_int64(limit));
+	json_object_object_add(o, "next_cursor", next ? json_object_new_string(next) : NULL);
+	if ((err = resp_json_list(r, 200, "tracks", res, 0, rows, o)) != E_OK)
+		return err;
+	return likes_mark_page(r);
+}
+
+/* GET /api/music/search */
+static enum app_err
+music_search(struct req *r)
+{
+	static const char *const known[] = { "q", "type", "genre", "year_from",
+	    "year_to", "duration_min", "duration_max", "limit", "cursor", NULL };
+	const char		*q = req_query(r, "q"), *type = req_query(r, "type");
+	const char		*cur = req_query(r, "cursor"), *lim = req_query(r, "limit");
+	const char		*after = NULL;
+	struct filters		 f;
+	struct word		 w[MAX_WORDS];
+	struct listcache	 lc;
+	struct json_object	*o, *filters;
+	char			*canon, sql[24576], where[512], penalty[8192], slim[16];
+	char			 soff[24], sgroups[24], match[8192], exact[1024];
+	char			 phrase[8192], aphrase[8192];
+	const char		*args[64];
+	int			 nargs, n = 0, tries, i, nres;
+	long			 limit = 20, offset = 0, total = 0;
+	PGresult		*res = NULL;
+	enum app_err		 err;
+	struct db_stmt		 st = { NULL, sql, 0 };
+
+	if ((err = query_only(r, known)) != E_OK ||
+	    (err = int_arg(r, "year_from", 0, 9999, &f.yfrom)) != E_OK ||
+	    (err = int_arg(r, "year_to", 0, 9999, &f.yto)) != E_OK ||
+	    (err = int_arg(r, "duration_min", 0, 1000000, &f.dmin)) != E_OK ||
+	    (err = int_arg(r, "duration_max", 0, 1000000, &f.dmax)) != E_OK)
+		return err;
+	f.genre = req_query(r, "genre");
+	if (q == NULL)
+		q = "";
+	if (strlen(q) > 200)
+		return req_fail(r, E_BAD_REQUEST, "q is at most 200 bytes", NULL);
+	if (f.genre != NULL && strlen(f.genre) > 100)
+		return req_fail(r, E_BAD_REQUEST, "genre is at most 100 bytes", NULL);
+	if (type == NULL)
+		type = "all";
+	if (strcmp(type, "track") != 0 && strcmp(type, "artist") != 0 &&
+	    strcmp(type, "album") != 0 && strcmp(type, "all") != 0)
+		return req_fail(r, E_BAD_REQUEST, "type must be track, artist, album or all",
+		    NULL);
+	if (lim != NULL && config_parse_long(lim, 1, 1000000, &limit) != 0)
+		return req_fail(r, E_BAD_REQUEST, "limit must be a whole number >= 1", NULL);
+	if (limit > 100)
+		limit = 100;
+	if (cur != NULL) {
+		unsigned char	 raw[64];
+		size_t		 len;
+
+		/* "o:<offset>" for ranked results, "i:<last id>" for the full list */
+		if (b64url_decode(cur, strlen(cur), raw, sizeof(raw) - 1, &len) != 0 ||
+		    len < 3 || raw[1] != ':')
+			return req_fail(r, E_BAD_REQUEST, "cursor is not one this API made",
+			    NULL);
+		raw[len] = '\0';
+		if (raw[0] == 'o' && config_parse_long((char *)raw + 2, 0, 10000,
+		    &offset) == 0)
+			;
+		else if (raw[0] == 'i' && uuid_valid((char *)raw + 2))
+			after = pool_strdup(r->pool, (char *)raw + 2);
+		else
+			return req_fail(r, E_BAD_REQUEST, "cursor is not one this API made",
+			    NULL);
+	}
+	filters = json_object_new_object();
+	pool_json(r->pool, filters);
+	if (f.genre)
+		json_object_object_add(filters, "genre", json_object_new_string(f.genre));
+	if (f.yfrom)
+		json_object_object_add(filters, "year_from", json_object_new_string(f.yfrom));
+	if (f.yto)
+		json_object_object_add(filters, "year_to", json_object_new_string(f.yto));
+	if (f.dmin)
+		json_object_object_add(filters, "duration_min", json_object_new_string(f.dmin));
+	if (f.dmax)
+		json_object_object_add(filters, "duration_max", json_object_new_string(f.dmax));
+
+	if ((err = split_query(r, q, w, &n)) != E_OK)
+		return err;
+	if (n == 0)
+		return music_search_all(r, &f, limit, after);
+	if (after != NULL)
+		return req_fail(r, E_BAD_REQUEST, "cursor is not one this API made", NULL);
+
+	canon = pool_printf(r->pool, "search|%s|%s|%s|%s|%s|%s|%s|%s|%ld|%ld|%s", q,
+	    type, f.genre ? f.genre : "", f.yfrom ? f.yfrom : "", f.yto ? f.yto : "",
+	    f.dmin ? f.dmin : "", f.dmax ? f.dmax : "", r->user_id ? r->user_id : "",
+	    limit, offset, "v1");
+	if (listcache_get(r, canon, &lc)) {
+		const char	*t = strstr(r->body, "\"total\":");
+
+		remember(r, q, filters, t ? atol(t + 8) : 0);
+		return likes_mark_page(r);
+	}
+	lc.ttl_s = SEARCH_TTL_S;
+
+	for (i = 0; i < n; i++)
+		word_candidates(r, &w[i], i == n - 1);
+	build_exact(exact, sizeof(exact), w, n);
+	snprintf(slim, sizeof(slim), "%ld", limit);
+	snprintf(soff, sizeof(soff), "%ld", offset);
+	snprintf(sgroups, sizeof(sgroups), "%ld", strcmp(type, "all") == 0 ? 5 : limit);
+	/*
+	 * Every word; then every word with common words corrected too (the
+	 * Weekend for the Weeknd); then all but one (an extra word); then any.
+	 */
+	for (tries = 0; tries < 4; tries++) {
+		int	 skip = tries <= 1 ? -1 : tries == 2 ? -3 : -2;
+
+		if (tries == 1) {
+			int	 more = 0;
+
+			for (i = 0; i < n; i++)
+				if (w[i].known && w[i].ncand == 1) {
+					expand_common(r, &w[i], i == n - 1);
+					more |= w[i].ncand > 1;
+				}
+			if (!more)
+				continue;
+			build_exact(exact, sizeof(exact), w, n);
+		}
+		if ((tries == 2 && n < 2) || (tries == 3 && n < 3))
+			break;
+		build_match(match, sizeof(match), w, n, skip);
+		nargs = 0;
+		args[nargs++] = match;
+		args[nargs++] = exact;
+		args[nargs++] = r->user_id;
+		build_phrase(phrase, sizeof(phrase), w, n, NULL);
+		args[nargs++] = phrase;
+		build_phrase(aphrase, sizeof(aphrase), w, n, "B");
+		args[nargs++] = aphrase;
+		build_penalty(r, penalty, sizeof(penalty), w, n, args, &nargs);
+		where[0] = '\0';
+		add_filter(where, sizeof(where), " AND t.genre = $%d", f.genre, args, &nargs);
+		add_filter(where, sizeof(where), " AND t.year >= $%d::int", f.yfrom, args, &nargs);
+		add_filter(where, sizeof(where), " AND t.year <= $%d::int", f.yto, args, &nargs);
+		add_filter(where, sizeof(where), " AND t.duration >= $%d::int", f.dmin, args,
+		    &nargs);
+		add_filter(where, sizeof(where), " AND t.duration <= $%d::int", f.dmax, args,
+		    &nargs);
+		snprintf(sql, sizeof(sql), search_sql_head, where, penalty);
+		args[nargs++] = slim;
+		args[nargs++] = soff;
+		args[nargs++] = sgroups;
+		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), search_sql_tail,
+		    nargs - 2, nargs - 1, nargs, nargs);
+		st.nparams = nargs;
+		if ((err = db_exec(r, &res, &st, args)) != E_OK)
+			return err;
+		nres = PQntuples(res);
+		total = nres > 0 ? atol(PQgetvalue(res, nres - 1, 2)) : 0;
+		if (total > 0)
+			break;
+	}
+
+	/* the body: tracks (documents from the database), then the rest */
+	o = json_object_new_object();
+	{
+		const char	*top = NULL;
+		int		 first = -1, count = 0;
+
+		for (i = 0; i < PQntuples(res); i++)
+			if (PQgetvalue(res, i, 0)[0] == 'r') {
+				if (first < 0)
+					first = i;
+				count++;
+			}
+		if (first >= 0)
+			top = PQgetvalue(res, first, 3);
+		json_object_object_add(o, "query", json_object_new_string(q));
+		json_object_object_add(o, "type", json_object_new_string(type));
+		json_object_object_add(o, "total", json_object_new_int64(total));
+		json_object_object_add(o, "limit", json_object_new_int64(limit));
+		json_object_object_add(o, "did_you_mean", top ? (did_you_mean(r, w, n, top) ?
+		    json_object_new_string(did_you_mean(r, w, n, top)) : NULL) : NULL);
+		json_object_object_add(o, "next_cursor", offset + count < total &&
+		    offset + limit < 10000 ? json_object_new_string(cursor_of(r,
+		    offset + limit)) : NULL);
+		add_facets(o, res, type);
+		remember(r, q, filters, total);
+		if (strcmp(type, "track") != 0 && strcmp(type, "all") != 0)
+			count = 0;	/* artists or albums only */
+		err = resp_json_list(r, 200, "tracks", res, 1, first < 0 ? 0 : count, o);
+		/* the rows are ordered r first: resp_json_list takes rows 0.. */
+		if (first > 0)
+			return E_INTERNAL;
+	}
+	if (err != E_OK)
+		return err;
+	listcache_put(r, &lc);
+	return likes_mark_page(r);
+}
+
+/*
+ * GET /api/music/search/suggest?q=: as you type. Titles, artists and
+ * albums that begin with what was typed (normalised), most popular first,
+ * and the caller's own recent searches that do.
+ */
+static enum app_err
+music_search_suggest(struct req *r)
+{
+	static const char *const known[] = { "q", "limit", NULL };
+	static const struct db_stmt st = {
+		"search_suggest",
+		"WITH p AS (SELECT search_normalize($1) AS s)"
+		" (SELECT 'recent', query FROM search_history, p"
+		"   WHERE user_id = $2 AND search_normalize(query) LIKE p.s || '%'"
+		"   AND searched_at > now() - interval '90 days'"
+		"   GROUP BY query ORDER BY max(searched_at) DESC LIMIT 3)"
+		" UNION ALL (SELECT 'artist', artist FROM tracks, p"
+		"   WHERE is_active AND search_normalize(artist) LIKE p.s || '%'"
+		"   GROUP BY artist ORDER BY max(popularity) DESC LIMIT $3::int)"
+		" UNION ALL (SELECT 'title', title FROM tracks, p"
+		"   WHERE is_active AND search_normalize(title) LIKE p.s || '%'"
+		"   GROUP BY title ORDER BY max(popularity) DESC LIMIT $3::int)"
+		" UNION ALL (SELECT 'album', album FROM tracks, p"
+		"   WHERE is_active AND album IS NOT NULL"
+		"   AND search_normalize(album) LIKE p.s || '%'"
+		"   GROUP BY album ORDER BY max(popularity) DESC LIMIT $3::int)",
+		3
+	};
+	const char		*q = req_query(r, "q"), *l = req_query(r, "limit");
+	long			 limit = 5;
+	char			 slim[16], *pat;
+	PGresult		*res;
+	struct json_object	*o, *a;
+	enum app_err		 err;
+	int			 i;
+
+	if ((err = query_only(r, known)) != E_OK)
+		return err;
+	if (q == NULL || *q == '\0' || strlen(q) > 100)
+		return req_fail(r, E_BAD_REQUEST, "q must be 1 to 100 bytes", NULL);
+	if (l != NULL && config_parse_long(l, 1, 20, &limit) != 0)
+		return req_fail(r, E_BAD_REQUEST, "limit must be 1 to 20", NULL);
+	/* LIKE's own characters are text here */
+	pat = pool_alloc(r->pool, strlen(q) * 2 + 1);
+	for (i = 0; *q != '\0'; q++) {
+		if (*q == '%' || *q == '_' || *q == '\\')
+			pat[i++] = '\\';
+		pat[i++] = *q;
+	}
+	pat[i] = '\0';
+	snprintf(slim, sizeof(slim), "%ld", limit);
+	if ((err = db_exec(r, &res, &st, (const char *const[]){ pat, r->user_id,
+	    slim })) != E_OK)
+		return err;
+	a = json_object_new_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		struct json_object	*e = json_object_new_object();
+
+		json_object_object_add(e, "kind", pg_json_str(res, i, 0));
+		json_object_object_add(e, "text", pg_json_str(res, i, 1));
+		json_object_array_add(a, e);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "suggestions", a);
+	return resp_json(r, 200, o);
+}
+
+/*
+ * POST /api/music/search/click {"query", "track_id"}: the result the
+ * caller chose, recorded on their latest search for that query.
+ */
+static enum app_err
+music_search_click(struct req *r)
+{
+	static const char *const allowed[] = { "query", "track_id", NULL };
+	static const struct db_stmt st = {
+		"search_click",
+		"UPDATE search_history SET clicked_track_id = $3 WHERE id = ("
+		" SELECT h.id FROM search_history h WHERE h.user_id = $1 AND h.query = $2"
+		" ORDER BY h.searched_at DESC LIMIT 1)"
+		" AND EXISTS (SELECT 1 FROM tracks WHERE id = $3 AND is_active)",
+		3
+	};
+	struct json_object	*body;
+	const char		*q, *track;
+	PGresult		*res;
+	enum app_err		 err;
+
+	if ((err = req_json_body(r, &body)) != E_OK ||
+	    (err = body_only(r, body, allowed, NULL)) != E_OK ||
+	    (err = body_string(r, body, "query", 1, 0, 200, &q, NULL)) != E_OK ||
+	    (err = body_string(r, body, "track_id", 1, 36, 36, &track, NULL)) != E_OK)
+		return err;
+	if (!uuid_valid(track))
+		return body_fail(r, "track_id", "must be a track id");
+	if ((err = db_exec(r, &res, &st, (const char *const[]){ r->user_id, q,
+	    track })) != E_OK)
+		return err;
+	if (atol(PQcmdTuples(res)) == 0)
+		return req_fail(r, E_NOT_FOUND, "no such search of yours, or no such track",
+		    NULL);
+	r->status = 204;
+	return E_OK;
+}
+
+/* GET /api/music/search/popular?days=7&limit=10: what people search for. */
+static enum app_err
+music_search_popular(struct req *r)
+{
+	static const char *const known[] = { "days", "limit", NULL };
+	static const struct db_stmt st = {
+		"search_popular",
+		"SELECT coalesce(json_agg(json_build_object('query', q, 'count', n)"
+		" ORDER BY n DESC, q), '[]')::text FROM ("
+		" SELECT search_normalize(query) AS q, count(*) AS n FROM search_history"
+		" WHERE searched_at > now() - make_interval(days => $1::int)"
+		" AND query <> '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2::int) x",
+		2
+	};
+	const char		*d = req_query(r, "days"), *l = req_query(r, "limit");
+	long			 days = 7, limit = 10;
+	char			 sd[16], sl[16];
+	PGresult		*res;
+	struct json_object	*o;
+	enum app_err		 err;
+
+	if ((err = query_only(r, known)) != E_OK)
+		return err;
+	if (d != NULL && config_parse_long(d, 1, 365, &days) != 0)
+		return req_fail(r, E_BAD_REQUEST, "days must be 1 to 365", NULL);
+	if (l != NULL && config_parse_long(l, 1, 100, &limit) != 0)
+		return req_fail(r, E_BAD_REQUEST, "limit must be 1 to 100", NULL);
+	snprintf(sd, sizeof(sd), "%ld", days);
+	snprintf(sl, sizeof(sl), "%ld", limit);
+	if ((err = db_exec(r, &res, &st, (const char *const[]){ sd, sl })) != E_OK)
+		return err;
+	o = json_object_new_object();
+	json_object_object_add(o, "days", json_object_new_int64(days));
+	json_object_object_add(o, "queries", json_tokener_parse(PQgetvalue(res, 0, 0)));
+	return resp_json(r, 200, o);
+}
+
+static const struct route search_routes[] = {
+	/* method	pattern				handler			needs */
+	{ M_GET,	"/api/music/search",		music_search,		P_READ_TRACKS, 0 },
+	{ M_GET,	"/api/music/search/suggest",	music_search_suggest,	P_READ_TRACKS, 0 },
+	{ M_POST,	"/api/music/search/click",	music_search_click,	P_READ_TRACKS, 0 },
+	{ M_GET,	"/api/music/search/popular",	music_search_popular,	P_READ_TRACKS, 0 },
+};
+
+const struct route_table search_route_table = {
+	search_routes, sizeof(search_routes) / sizeof(search_routes[0])
+};

@@ -1,0 +1,339 @@
+/*
+ * tests/it_search.c: search end to end. Typos, accents, word order,
+ * missing and extra words on a few tracks made here; what a write does
+ * to search at once; suggestions, clicks, history and popular queries;
+ * bad input. And the relevance set (tests/search/relevance.tsv) over the
+ * real catalogue, when run-all loads one (SEARCH_RELEVANCE_CSV).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "http.h"
+
+static long	 run_id;
+
+/* A catalogue track; OUT: id. 0 if made. */
+static int
+track(const char *title, const char *artist, int popularity, char id[37])
+{
+	snprintf(id, 37, "%s", it_psql("INSERT INTO tracks (title, artist, album, genre,"
+	    " duration, year, popularity, source) VALUES ('%s', '%s', 'Album %ld',"
+	    " 'srch%ld', 200, 1976, %d, 'catalog') RETURNING id", title, artist, run_id,
+	    run_id, popularity));
+	return strlen(id) == 36 ? 0 : -1;
+}
+
+/* GET /api/music/search?<args> as s. */
+static struct http_res
+search(const struct it_session *s, const char *args)
+{
+	char	 path[1100];
+
+	snprintf(path, sizeof(path), "/api/music/search?%s", args);
+	return http_bearer("GET", path, s->access, NULL);
+}
+
+/* Whether the first n results hold a track with this title. */
+static int
+has_title(const struct http_res *res, const char *title, int n)
+{
+	char	 key[64];
+	int	 i;
+
+	for (i = 0; i < n; i++) {
+		const char	*t;
+
+		snprintf(key, sizeof(key), "tracks.%d.title", i);
+		if ((t = json_str(res, key)) != NULL && strcmp(t, title) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static struct it_session	 u;
+static char			 eagles[37], beyonce[37], other[37];
+
+static int
+fixtures(void)
+{
+	static int	 done;
+
+	if (done)
+		return 0;
+	if (it_new_user("search", &u) != 0 ||
+	    track("Hotel California", "Eagles", 84, eagles) != 0 ||
+	    track("Halo", "Beyoncé", 80, beyonce) != 0 ||
+	    track("California Gurls", "Katy Perry", 70, other) != 0)
+		return -1;
+	done = 1;
+	return 0;
+}
+
+static void
+test_search_forgives_typos_accents_and_word_order(void)
+{
+	static const struct {
+		const char	*q;
+		const char	*title;
+	} cases[] = {
+		{ "hotel%20califronia", "Hotel California" },	/* swapped letters */
+		{ "california%20hotel", "Hotel California" },	/* word order */
+		{ "eagels%20hotel", "Hotel California" },
+		{ "HOTEL%20CALIFORNIA%20eagles", "Hotel California" },
+		{ "beyonce%20halo", "Halo" },			/* no accent */
+		{ "Beyonc%C3%A9", "Halo" },
+		{ "hotel%20california%20xqzv", "Hotel California" },	/* an extra word */
+		{ "hot", "Hotel California" },			/* as you type */
+	};
+	size_t	 i;
+	char	 args[256];
+
+	expect(fixtures() == 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_res	 res;
+
+		snprintf(args, sizeof(args), "q=%s&genre=srch%ld&type=track", cases[i].q,
+		    run_id);
+		res = search(&u, args);
+		expect_status(&res, 200);
+		if (!has_title(&res, cases[i].title, 3))
+			t_fail(__FILE__, __LINE__, "\"%s\" did not find %s: %.300s",
+			    cases[i].q, cases[i].title, res.body);
+		http_free(&res);
+	}
+}
+
+static void
+test_search_says_what_it_corrected_and_counts_facets(void)
+{
+	struct http_res	 res;
+	char		 args[256];
+
+	expect(fixtures() == 0);
+	snprintf(args, sizeof(args), "q=hotel%%20califronia&genre=srch%ld", run_id);
+	res = search(&u, args);
+	expect_status(&res, 200);
+	expect_json_str(&res, "did_you_mean", "hotel california");
+	expect(json_int(&res, "total", 0) >= 1);
+	snprintf(args, sizeof(args), "srch%ld", run_id);
+	expect_json_str(&res, "facets.genre.0.name", args);
+	http_free(&res);
+	snprintf(args, sizeof(args), "q=hotel%%20california&genre=srch%ld", run_id);
+	res = search(&u, args);
+	expect(json_has(&res, "did_you_mean") && json_str(&res, "did_you_mean") == NULL);
+	expect_json_str(&res, "facets.decade.0.name", "1970s");
+	expect(json_has(&res, "artists"));
+	http_free(&res);
+}
+
+/* A write is searchable (or gone) as soon as it commits. */
+static void
+test_search_sees_writes_at_once(void)
+{
+	char		 id[37], args[256];
+	struct http_res	 res;
+
+	expect(fixtures() == 0);
+	snprintf(args, sizeof(args), "q=zanzibarian%%20nights&genre=srch%ld", run_id);
+	res = search(&u, args);
+	expect(json_int(&res, "total", -1) == 0);
+	http_free(&res);
+	expect(track("Zanzibarian Nights", "Nobody Yet", 10, id) == 0);
+	res = search(&u, args);
+	expect(has_title(&res, "Zanzibarian Nights", 1));
+	http_free(&res);
+	it_psql("DELETE FROM tracks WHERE id = '%s'", id);
+	sleep_ms(200);
+	res = search(&u, args);
+	expect(json_int(&res, "total", -1) == 0);
+	http_free(&res);
+}
+
+static void
+test_search_empty_query_lists_everything_with_a_cursor(void)
+{
+	char		 args[256], cursor[256] = "";
+	int		 seen = 0, pages = 0;
+
+	expect(fixtures() == 0);
+	for (;;) {
+		struct http_res	 res;
+		const char	*next;
+		int		 i;
+
+		snprintf(args, sizeof(args), "q=&genre=srch%ld&limit=2%s%s", run_id,
+		    cursor[0] ? "&cursor=" : "", cursor);
+		res = search(&u, args);
+		expect_status(&res, 200);
+		for (i = 0; i < 2; i++) {
+			char	 key[32];
+
+			snprintf(key, sizeof(key), "tracks.%d.id", i);
+			seen += json_str(&res, key) != NULL;
+		}
+		next = json_str(&res, "next_cursor");
+		snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+		http_free(&res);
+		if (++pages > 10 || cursor[0] == '\0')
+			break;
+	}
+	expect(seen >= 3);
+}
+
+static void
+test_search_history_click_suggest_and_popular(void)
+{
+	struct http_res	 res;
+	char		 body[256];
+
+	expect(fixtures() == 0);
+	res = search(&u, "q=hotel%20califronia");
+	http_free(&res);
+	expect(strcmp(it_psql("SELECT count(*) > 0 FROM search_history WHERE user_id = '%s'"
+	    " AND query = 'hotel califronia'", u.id), "t") == 0);
+	snprintf(body, sizeof(body), "{\"query\":\"hotel califronia\",\"track_id\":\"%s\"}",
+	    eagles);
+	expect(it_status("POST", "/api/music/search/click", u.access, body) == 204);
+	expect(strcmp(it_psql("SELECT clicked_track_id FROM search_history WHERE user_id ="
+	    " '%s' ORDER BY searched_at DESC LIMIT 1", u.id), eagles) == 0);
+	snprintf(body, sizeof(body), "{\"query\":\"never searched\",\"track_id\":\"%s\"}",
+	    eagles);
+	expect(it_status("POST", "/api/music/search/click", u.access, body) == 404);
+	res = http_bearer("GET", "/api/music/search/suggest?q=hotel%20cal", u.access, NULL);
+	expect_status(&res, 200);
+	expect(res.body != NULL && strstr(res.body, "Hotel California") != NULL);
+	expect(strstr(res.body, "hotel califronia") != NULL);	/* the caller's own */
+	http_free(&res);
+	res = http_bearer("GET", "/api/music/search/popular?days=1", u.access, NULL);
+	expect_status(&res, 200);
+	expect(res.body != NULL && strstr(res.body, "hotel califronia") != NULL);
+	http_free(&res);
+	/* the caller's search history has it too */
+	res = http_bearer("GET", "/api/user/search-history", u.access, NULL);
+	expect(res.body != NULL && strstr(res.body, "hotel califronia") != NULL);
+	http_free(&res);
+}
+
+static void
+test_search_bad_input_is_400(void)
+{
+	static char	 big[400];
+
+	expect(fixtures() == 0);
+	memset(big, 'a', sizeof(big) - 1);
+	expect(it_status("GET", "/api/music/search?q=x&type=song", u.access, NULL) == 400);
+	expect(it_status("GET", "/api/music/search?q=x&limit=abc", u.access, NULL) == 400);
+	expect(it_status("GET", "/api/music/search?q=x&cursor=bm9wZQ", u.access, NULL) == 400);
+	expect(it_status("GET", "/api/music/search?q=x&year_from=x", u.access, NULL) == 400);
+	expect(it_status("GET", "/api/music/search?q=x&sort=title", u.access, NULL) == 400);
+	{
+		char	 path[600];
+
+		snprintf(path, sizeof(path), "/api/music/search?q=%s", big);
+		expect(it_status("GET", path, u.access, NULL) == 400);
+	}
+	expect(it_status("GET", "/api/music/search/suggest", u.access, NULL) == 400);
+	expect(it_status("POST", "/api/music/search/click", u.access,
+	    "{\"query\":\"x\",\"track_id\":\"nope\"}") == 422);
+	expect(it_status("GET", "/api/music/search?q=x", NULL, NULL) == 401);
+	/* quotes, operators and backslashes are text, never query syntax */
+	expect(it_status("GET", "/api/music/search?q=%27%20%7C%20%21%20%26%20%5C%3A*", u.access,
+	    NULL) == 200);
+}
+
+/*
+ * The relevance set over the real catalogue: recall@10 >= 95%, and the
+ * mean reciprocal rank reported. Only when run-all loaded a catalogue.
+ */
+static void
+test_search_relevance_set(void)
+{
+	const char	*csv = getenv("SEARCH_RELEVANCE_CSV");
+	char		 path[1100], line[1024];
+	FILE		*f;
+	int		 n = 0, hits = 0;
+	double		 mrr = 0;
+
+	if (csv == NULL) {
+		printf("    (no catalogue loaded: run by tests/run-all's relevance stage)\n");
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/tests/search/relevance.tsv", getenv("TOP"));
+	expect((f = fopen(path, "r")) != NULL);
+	if (sh("eval \"$(%s/tools/stack env %s)\"; %s catalog '%s' >/dev/null 2>&1",
+	    getenv("TOP"), getenv("STACK_DIR"), getenv("DJAMMS_BIN"), csv) != 0) {
+		fclose(f);
+		t_fail(__FILE__, __LINE__, "cannot load %s", csv);
+		return;
+	}
+	expect(it_new_user("relevance", &u) == 0);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char		*q, *artist, *title, *e, args[1024];
+		struct http_res	 res;
+		int		 rank = 0, i;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		q = line;
+		if ((artist = strchr(q, '\t')) == NULL)
+			continue;
+		*artist++ = '\0';
+		if ((title = strchr(artist, '\t')) != NULL)
+			*title++ = '\0';
+		else
+			title = "";
+		e = curl_easy_escape(NULL, q, 0);
+		snprintf(args, sizeof(args), "q=%s&type=track&limit=10", e);
+		curl_free(e);
+		res = search(&u, args);
+		for (i = 0; i < 10 && rank == 0; i++) {
+			char		 k1[32], k2[32];
+			const char	*a, *t;
+
+			snprintf(k1, sizeof(k1), "tracks.%d.artist", i);
+			snprintf(k2, sizeof(k2), "tracks.%d.title", i);
+			if ((a = json_str(&res, k1)) != NULL && (t = json_str(&res, k2)) != NULL &&
+			    strcasestr(a, artist) != NULL && strcasestr(t, title) != NULL)
+				rank = i + 1;
+		}
+		if (rank == 0)
+			printf("    missed: \"%s\" (%s%s%s)\n", q, artist, *title ? " - " : "",
+			    title);
+		http_free(&res);
+		n++;
+		hits += rank > 0;
+		mrr += rank > 0 ? 1.0 / rank : 0;
+	}
+	fclose(f);
+	expect(n >= 60);
+	printf("    relevance: recall@10 %d/%d = %.1f%%, MRR %.3f\n", hits, n,
+	    100.0 * hits / n, mrr / n);
+	expect(hits * 100 >= n * 95);
+}
+
+const struct it_test search_tests[] = {
+#define T(f) { #f, f }
+	T(test_search_forgives_typos_accents_and_word_order),
+	T(test_search_says_what_it_corrected_and_counts_facets),
+	T(test_search_sees_writes_at_once),
+	T(test_search_empty_query_lists_everything_with_a_cursor),
+	T(test_search_history_click_suggest_and_popular),
+	T(test_search_bad_input_is_400),
+	T(test_search_relevance_set),
+#undef T
+};
+const size_t search_ntests = sizeof(search_tests) / sizeof(search_tests[0]);
+
+void
+search_tests_init(const char *dir, const char *repo)
+{
+	(void)dir;
+	(void)repo;
+	run_id = (long)getpid() % 100000;
+}
