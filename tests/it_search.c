@@ -157,7 +157,7 @@ test_search_sees_writes_at_once(void)
 static void
 test_search_empty_query_lists_everything_with_a_cursor(void)
 {
-	char		 args[256], cursor[256] = "";
+	char		 args[400], cursor[256] = "";
 	int		 seen = 0, pages = 0;
 
 	expect(fixtures() == 0);
