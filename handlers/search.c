@@ -58,11 +58,11 @@ static const char *const shorthand[][2] = {
 /* A word the library has this often is taken as meant. */
 #define COMMON_WORD	30
 /* ... and one this common is nobody's two-edit typo of another word. */
-#define VERY_COMMON_WORD 2000
+#define VERY_COMMON_WORD 300
 
 /*
  * The candidates of one word: itself, then (unless the library has it
- * often: a common word is not a typo) at most 30 words one edit away, 40
+ * often: a common word is not a typo) at most 30 words one edit away, 25
  * two edits away and 5 three away, most used first in each; and its
  * long form if it is a shorthand. The last word is also a prefix unless
  * it is a word of its own (as you type).
@@ -98,7 +98,7 @@ edges_first(const char *typed, struct spell_cand *c, int n)
 static void
 word_candidates_ex(struct req *r, struct word *w, int last, int force)
 {
-	static const int	 quota[4] = { 1, 30, 40, 5 };
+	static const int	 quota[4] = { 1, 30, 25, 5 };
 	struct spell_cand	 all[200];
 	int			 n, i, per[4] = { 0, 0, 0, 0 }, known_tracks = 0;
 	int			 ascii = 1;
@@ -136,9 +136,15 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 	for (i = 0; i < n && w->ncand < MAX_CANDS; i++) {
 		if (all[i].distance == 0 || per[all[i].distance] >= quota[all[i].distance])
 			continue;
-		/* "feat" is not what "fein" meant: a word in thousands of titles
-		 * is not a two-edit slip */
-		if (all[i].distance >= 2 && all[i].tracks > VERY_COMMON_WORD)
+		/*
+		 * Two edits reach far in a short word: there they must keep its
+		 * first letter, and a common word ("feat" for "fein", "one" for
+		 * "bony") must also keep its last one; nobody slips twice into a
+		 * word they could spell.
+		 */
+		if (all[i].distance >= 2 &&
+		    (all[i].word[0] != w->typed[0] ||
+		    (all[i].tracks > VERY_COMMON_WORD && !same_edges(w->typed, all[i].word))))
 			continue;
 		per[all[i].distance]++;
 		w->cand[w->ncand++] = all[i];
@@ -297,21 +303,27 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
  * $3 the caller, $4 the edit penalty as text "q0|q1|..." handled below,
  * then filters, limit and offset.
  */
+/*
+ * %1$s: the per-word tsqueries of the penalty (qs columns), %2$s the
+ * filters, %3$s the penalty. Every tsquery is parsed once (qs), not per row.
+ */
 static const char search_sql_head[] =
-	"WITH hit AS MATERIALIZED ("
+	"WITH qs AS MATERIALIZED (SELECT to_tsquery('simple', $1) AS fq,"
+	"  to_tsquery('simple', $2) AS eq, to_tsquery('simple', $4) AS ph,"
+	"  to_tsquery('simple', $5) AS aph %1$s),"
+	" hit AS MATERIALIZED ("
 	"  SELECT t.id FROM tracks t, to_tsquery('simple', $1) fq"
-	"  WHERE t.is_active AND t.search_vec @@ fq %s"
-	"  ORDER BY t.popularity DESC, t.id LIMIT 5000),"
+	"  WHERE t.is_active AND t.search_vec @@ fq %2$s"
+	"  ORDER BY t.popularity DESC, t.id LIMIT 2000),"
 	" m AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
-	"    ts_rank_cd('{0.1,0.25,0.5,1.0}', t.search_vec, fq, 32)"
+	"    ts_rank_cd('{0.1,0.25,0.5,1.0}', t.search_vec, qs.fq, 32)"
 	"    + t.popularity / 100.0"
-	"    + CASE WHEN t.search_vec @@ eq THEN 1.0 ELSE 0 END"
-	"    + CASE WHEN t.search_vec @@ to_tsquery('simple', $4) THEN 0.3 ELSE 0 END"
-	"    + CASE WHEN t.search_vec @@ to_tsquery('simple', $5) THEN 0.3 ELSE 0 END"
-	"    %s AS base"
-	"  FROM hit JOIN tracks t ON t.id = hit.id,"
-	"    to_tsquery('simple', $1) fq, to_tsquery('simple', $2) eq),"
+	"    + CASE WHEN t.search_vec @@ qs.eq THEN 1.0 ELSE 0 END"
+	"    + CASE WHEN t.search_vec @@ qs.ph THEN 0.3 ELSE 0 END"
+	"    + CASE WHEN t.search_vec @@ qs.aph THEN 0.3 ELSE 0 END"
+	"    %3$s AS base"
+	"  FROM hit JOIN tracks t ON t.id = hit.id, qs),"
 	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT 200),"
 	" ranked AS (SELECT top.id, top.base"
 	"   + CASE WHEN f.user_id IS NOT NULL THEN 0.5 ELSE 0 END"
@@ -384,12 +396,13 @@ build_exact(char *q, size_t cap, const struct word *w, int n)
  * OUT: sql, args (pool), *nargs moved on.
  */
 static void
-build_penalty(struct req *r, char *sql, size_t cap, const struct word *w, int n,
-    const char **args, int *nargs)
+build_penalty(struct req *r, char *sql, size_t cap, char *cols, size_t ccap,
+    const struct word *w, int n, const char **args, int *nargs)
 {
 	int	 i, d;
 
 	sql[0] = '\0';
+	cols[0] = '\0';
 	for (i = 0; i < n; i++) {
 		if (w[i].ncand == 1 && n == 1)
 			continue;	/* one word, as typed: nothing to tell apart */
@@ -399,11 +412,13 @@ build_penalty(struct req *r, char *sql, size_t cap, const struct word *w, int n,
 			g[0] = '\0';
 			add_group(g, 2048, &w[i], i == n - 1, d);
 			args[(*nargs)++] = g;
+			snprintf(cols + strlen(cols), ccap - strlen(cols),
+			    ", to_tsquery('simple', $%d) AS p%d", *nargs, *nargs);
 		}
 		snprintf(sql + strlen(sql), cap - strlen(sql),
-		    " - CASE WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0"
-		    " WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0.2"
-		    " WHEN t.search_vec @@ to_tsquery('simple', $%d) THEN 0.35 ELSE 0.8 END",
+		    " - CASE WHEN t.search_vec @@ qs.p%d THEN 0"
+		    " WHEN t.search_vec @@ qs.p%d THEN 0.2"
+		    " WHEN t.search_vec @@ qs.p%d THEN 0.35 ELSE 0.8 END",
 		    *nargs - 2, *nargs - 1, *nargs);
 	}
 }
@@ -577,7 +592,7 @@ music_search(struct req *r)
 	struct json_object	*o, *filters;
 	char			*canon, sql[24576], where[512], penalty[8192], slim[16];
 	char			 soff[24], sgroups[24], match[8192], exact[1024];
-	char			 phrase[8192], aphrase[8192];
+	char			 phrase[8192], aphrase[8192], pcols[2048];
 	const char		*args[64];
 	int			 nargs, n = 0, tries, i, nres;
 	long			 limit = 20, offset = 0, total = 0;
@@ -695,7 +710,8 @@ music_search(struct req *r)
 		args[nargs++] = phrase;
 		build_phrase(aphrase, sizeof(aphrase), w, n, "B");
 		args[nargs++] = aphrase;
-		build_penalty(r, penalty, sizeof(penalty), w, n, args, &nargs);
+		build_penalty(r, penalty, sizeof(penalty), pcols, sizeof(pcols), w, n, args,
+		    &nargs);
 		where[0] = '\0';
 		add_filter(where, sizeof(where), " AND t.genre = $%d", f.genre, args, &nargs);
 		add_filter(where, sizeof(where), " AND t.year >= $%d::int", f.yfrom, args, &nargs);
@@ -704,7 +720,7 @@ music_search(struct req *r)
 		    &nargs);
 		add_filter(where, sizeof(where), " AND t.duration <= $%d::int", f.dmax, args,
 		    &nargs);
-		snprintf(sql, sizeof(sql), search_sql_head, where, penalty);
+		snprintf(sql, sizeof(sql), search_sql_head, pcols, where, penalty);
 		args[nargs++] = slim;
 		args[nargs++] = soff;
 		args[nargs++] = sgroups;
@@ -770,18 +786,21 @@ music_search_suggest(struct req *r)
 		"search_suggest",
 		"WITH p AS (SELECT search_normalize($1) AS s)"
 		" (SELECT 'recent', query FROM search_history, p"
-		"   WHERE user_id = $2 AND search_normalize(query) LIKE p.s || '%'"
+		"   WHERE user_id = $2 AND starts_with(search_normalize(query), p.s)"
 		"   AND searched_at > now() - interval '90 days'"
 		"   GROUP BY query ORDER BY max(searched_at) DESC LIMIT 3)"
-		" UNION ALL (SELECT 'artist', artist FROM tracks, p"
-		"   WHERE is_active AND search_normalize(artist) LIKE p.s || '%'"
+		" UNION ALL (SELECT 'artist', artist FROM tracks"
+		"   WHERE is_active AND search_normalize(artist) COLLATE \"C\" >= (SELECT s FROM p)"
+		"   AND search_normalize(artist) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
 		"   GROUP BY artist ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'title', title FROM tracks, p"
-		"   WHERE is_active AND search_normalize(title) LIKE p.s || '%'"
+		" UNION ALL (SELECT 'title', title FROM tracks"
+		"   WHERE is_active AND search_normalize(title) COLLATE \"C\" >= (SELECT s FROM p)"
+		"   AND search_normalize(title) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
 		"   GROUP BY title ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'album', album FROM tracks, p"
+		" UNION ALL (SELECT 'album', album FROM tracks"
 		"   WHERE is_active AND album IS NOT NULL"
-		"   AND search_normalize(album) LIKE p.s || '%'"
+		"   AND search_normalize(album) COLLATE \"C\" >= (SELECT s FROM p)"
+		"   AND search_normalize(album) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
 		"   GROUP BY album ORDER BY max(popularity) DESC LIMIT $3::int)",
 		3
 	};
@@ -799,14 +818,7 @@ music_search_suggest(struct req *r)
 		return req_fail(r, E_BAD_REQUEST, "q must be 1 to 100 bytes", NULL);
 	if (l != NULL && config_parse_long(l, 1, 20, &limit) != 0)
 		return req_fail(r, E_BAD_REQUEST, "limit must be 1 to 20", NULL);
-	/* LIKE's own characters are text here */
-	pat = pool_alloc(r->pool, strlen(q) * 2 + 1);
-	for (i = 0; *q != '\0'; q++) {
-		if (*q == '%' || *q == '_' || *q == '\\')
-			pat[i++] = '\\';
-		pat[i++] = *q;
-	}
-	pat[i] = '\0';
+	pat = pool_strdup(r->pool, q);	/* compared as text, never a pattern */
 	snprintf(slim, sizeof(slim), "%ld", limit);
 	if ((err = db_exec(r, &res, &st, (const char *const[]){ pat, r->user_id,
 	    slim })) != E_OK)

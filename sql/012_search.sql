@@ -120,11 +120,12 @@ SELECT search_words_add(ARRAY(
 
 -- As-you-type: the titles, artists and albums that begin with what was
 -- typed (normalised), most popular first.
-CREATE INDEX idx_tracks_title_prefix ON tracks (search_normalize(title) text_pattern_ops)
+-- Byte order ("C"), so "begins with p" is the range [p, p || U+10FFFF).
+CREATE INDEX idx_tracks_title_prefix ON tracks ((search_normalize(title) COLLATE "C"))
     WHERE is_active;
-CREATE INDEX idx_tracks_artist_prefix ON tracks (search_normalize(artist) text_pattern_ops)
+CREATE INDEX idx_tracks_artist_prefix ON tracks ((search_normalize(artist) COLLATE "C"))
     WHERE is_active;
-CREATE INDEX idx_tracks_album_prefix ON tracks (search_normalize(album) text_pattern_ops)
+CREATE INDEX idx_tracks_album_prefix ON tracks ((search_normalize(album) COLLATE "C"))
     WHERE is_active AND album IS NOT NULL;
 
 -- Popular queries and a user's recent ones.
