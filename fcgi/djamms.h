@@ -351,6 +351,8 @@ enum app_err	 req_fail(struct req *r, enum app_err, const char *message,
  * plus_is_space. Returns NULL on a bad escape or an encoded NUL. Pure.
  */
 char		*url_decode(struct mpool *, const char *s, size_t len, int plus_is_space);
+/* The value of a hex digit, -1 for anything else. Pure. */
+int		 hex_value(int c);
 /* Split a query string into decoded pairs. OUT: *out, *n. -1 if malformed. */
 int		 query_parse(struct mpool *, const char *qs, struct kv **out, int *n);
 /*
@@ -393,6 +395,12 @@ enum app_err	 query_page(struct req *, long def_limit, long max_limit,
 		    long *page, long *limit);
 /* 400 naming the first query argument not in known (NULL-ended). */
 enum app_err	 query_only(struct req *, const char *const *known);
+/*
+ * An optional whole-number query argument in min..max (400 otherwise).
+ * OUT: *out, its text, or NULL when absent or empty.
+ */
+enum app_err	 query_int(struct req *, const char *name, long min, long max,
+		    const char **out);
 
 /* ---- resp.c --------------------------------------------------------- */
 

@@ -150,3 +150,19 @@ query_only(struct req *r, const char *const *known)
 	}
 	return E_OK;
 }
+
+enum app_err
+query_int(struct req *r, const char *name, long min, long max, const char **out)
+{
+	const char	*v = req_query(r, name);
+	long		 n;
+
+	*out = NULL;
+	if (v == NULL || *v == '\0')
+		return E_OK;
+	if (config_parse_long(v, min, max, &n) != 0)
+		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+		    "%s must be a whole number from %ld to %ld", name, min, max), NULL);
+	*out = v;
+	return E_OK;
+}

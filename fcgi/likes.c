@@ -28,18 +28,6 @@ struct lk_set {
 
 static struct lk_set	 sets[LK_SLOTS];
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A textual UUID as 16 bytes; -1 if it is not one. */
 static int
 uuid_bytes(const char *s, unsigned char out[16])
@@ -51,7 +39,7 @@ uuid_bytes(const char *s, unsigned char out[16])
 
 		if (s[i] == '-')
 			continue;
-		if ((v = hexval((unsigned char)s[i])) < 0)
+		if ((v = hex_value((unsigned char)s[i])) < 0)
 			return -1;
 		if (o % 2 == 0)
 			out[o / 2] = (unsigned char)(v << 4);

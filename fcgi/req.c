@@ -102,8 +102,8 @@ req_fail(struct req *r, enum app_err err, const char *message,
 	return err;
 }
 
-static int
-hexval(int c)
+int
+hex_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -126,8 +126,8 @@ url_decode(struct mpool *pool, const char *s, size_t len, int plus_is_space)
 
 			if (i + 2 >= len)
 				return NULL;
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = hex_value((unsigned char)s[i + 1]);
+			lo = hex_value((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return NULL;
 			*o++ = (char)(hi << 4 | lo);

@@ -156,22 +156,6 @@ arg_add(struct list_query *q, const char *fmt_sql, const char *val)
 }
 
 static enum app_err
-parse_int_arg(struct req *r, const char *name, long min, long max, const char **out)
-{
-	const char	*v = req_query(r, name);
-	long		 n;
-
-	*out = NULL;
-	if (v == NULL || *v == '\0')
-		return E_OK;
-	if (config_parse_long(v, min, max, &n) != 0)
-		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
-		    "%s must be a whole number from %ld to %ld", name, min, max), NULL);
-	*out = v;
-	return E_OK;
-}
-
-static enum app_err
 music_tracks_list(struct req *r)
 {
 	static const char *const known[] = { "cursor", "page", "limit", "sort",
@@ -198,10 +182,10 @@ music_tracks_list(struct req *r)
 
 	if ((err = query_only(r, known)) != E_OK ||
 	    (err = query_page(r, 20, 100, &page, &limit)) != E_OK ||
-	    (err = parse_int_arg(r, "year_from", 0, 9999, &yfrom)) != E_OK ||
-	    (err = parse_int_arg(r, "year_to", 0, 9999, &yto)) != E_OK ||
-	    (err = parse_int_arg(r, "duration_min", 0, 1000000, &dmin)) != E_OK ||
-	    (err = parse_int_arg(r, "duration_max", 0, 1000000, &dmax)) != E_OK)
+	    (err = query_int(r, "year_from", 0, 9999, &yfrom)) != E_OK ||
+	    (err = query_int(r, "year_to", 0, 9999, &yto)) != E_OK ||
+	    (err = query_int(r, "duration_min", 0, 1000000, &dmin)) != E_OK ||
+	    (err = query_int(r, "duration_max", 0, 1000000, &dmax)) != E_OK)
 		return err;
 	if (sortname != NULL) {
 		for (i = 0; i < (int)(sizeof(sorts) / sizeof(sorts[0])); i++)

@@ -257,22 +257,6 @@ struct filters {
 	const char	*genre, *yfrom, *yto, *dmin, *dmax;
 };
 
-static enum app_err
-int_arg(struct req *r, const char *name, long min, long max, const char **out)
-{
-	const char	*v = req_query(r, name);
-	long		 n;
-
-	*out = NULL;
-	if (v == NULL || *v == '\0')
-		return E_OK;
-	if (config_parse_long(v, min, max, &n) != 0)
-		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
-		    "%s must be a whole number from %ld to %ld", name, min, max), NULL);
-	*out = v;
-	return E_OK;
-}
-
 /* Split and normalise q as the library's words were. OUT: w, n. */
 static enum app_err
 split_query(struct req *r, const char *q, struct word *w, int *n)
@@ -601,10 +585,10 @@ music_search(struct req *r)
 	struct db_stmt		 st = { NULL, sql, 0 };
 
 	if ((err = query_only(r, known)) != E_OK ||
-	    (err = int_arg(r, "year_from", 0, 9999, &f.yfrom)) != E_OK ||
-	    (err = int_arg(r, "year_to", 0, 9999, &f.yto)) != E_OK ||
-	    (err = int_arg(r, "duration_min", 0, 1000000, &f.dmin)) != E_OK ||
-	    (err = int_arg(r, "duration_max", 0, 1000000, &f.dmax)) != E_OK)
+	    (err = query_int(r, "year_from", 0, 9999, &f.yfrom)) != E_OK ||
+	    (err = query_int(r, "year_to", 0, 9999, &f.yto)) != E_OK ||
+	    (err = query_int(r, "duration_min", 0, 1000000, &f.dmin)) != E_OK ||
+	    (err = query_int(r, "duration_max", 0, 1000000, &f.dmax)) != E_OK)
 		return err;
 	f.genre = req_query(r, "genre");
 	if (q == NULL)
@@ -776,7 +760,10 @@ music_search(struct req *r)
 /*
  * GET /api/music/search/suggest?q=: as you type. Titles, artists and
  * albums that begin with what was typed (normalised), most popular first,
- * and the caller's own recent searches that do.
+ * and the caller's own recent searches that do. Each kind looks at the
+ * first 1,000 names of the range at most, so a one-letter prefix costs no
+ * more than a long one (its suggestions are then the most popular of
+ * those, not of every name).
  */
 static enum app_err
 music_search_suggest(struct req *r)
@@ -789,18 +776,23 @@ music_search_suggest(struct req *r)
 		"   WHERE user_id = $2 AND starts_with(search_normalize(query), p.s)"
 		"   AND searched_at > now() - interval '90 days'"
 		"   GROUP BY query ORDER BY max(searched_at) DESC LIMIT 3)"
-		" UNION ALL (SELECT 'artist', artist FROM tracks"
-		"   WHERE is_active AND search_normalize(artist) COLLATE \"C\" >= (SELECT s FROM p)"
+		" UNION ALL (SELECT 'artist', artist FROM (SELECT artist, popularity FROM tracks"
+		"   WHERE is_active"
+		"   AND search_normalize(artist) COLLATE \"C\" >= (SELECT s FROM p)"
 		"   AND search_normalize(artist) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+		"   ORDER BY search_normalize(artist) COLLATE \"C\" LIMIT 1000) x"
 		"   GROUP BY artist ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'title', title FROM tracks"
-		"   WHERE is_active AND search_normalize(title) COLLATE \"C\" >= (SELECT s FROM p)"
+		" UNION ALL (SELECT 'title', title FROM (SELECT title, popularity FROM tracks"
+		"   WHERE is_active"
+		"   AND search_normalize(title) COLLATE \"C\" >= (SELECT s FROM p)"
 		"   AND search_normalize(title) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+		"   ORDER BY search_normalize(title) COLLATE \"C\" LIMIT 1000) x"
 		"   GROUP BY title ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'album', album FROM tracks"
+		" UNION ALL (SELECT 'album', album FROM (SELECT album, popularity FROM tracks"
 		"   WHERE is_active AND album IS NOT NULL"
 		"   AND search_normalize(album) COLLATE \"C\" >= (SELECT s FROM p)"
 		"   AND search_normalize(album) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+		"   ORDER BY search_normalize(album) COLLATE \"C\" LIMIT 1000) x"
 		"   GROUP BY album ORDER BY max(popularity) DESC LIMIT $3::int)",
 		3
 	};
