@@ -760,10 +760,10 @@ music_search(struct req *r)
 /*
  * GET /api/music/search/suggest?q=: as you type. Titles, artists and
  * albums that begin with what was typed (normalised), most popular first,
- * and the caller's own recent searches that do. Each kind looks at the
- * first 1,000 names of the range at most, so a one-letter prefix costs no
- * more than a long one (its suggestions are then the most popular of
- * those, not of every name).
+ * and the caller's own recent searches (the last 200) that do. Each kind
+ * looks at the first 1,000 names of the range at most, so a one-letter
+ * prefix costs no more than a long one (its suggestions are then the most
+ * popular of those, not of every name).
  */
 static enum app_err
 music_search_suggest(struct req *r)
@@ -772,9 +772,9 @@ music_search_suggest(struct req *r)
 	static const struct db_stmt st = {
 		"search_suggest",
 		"WITH p AS (SELECT search_normalize($1) AS s)"
-		" (SELECT 'recent', query FROM search_history, p"
-		"   WHERE user_id = $2 AND starts_with(search_normalize(query), p.s)"
-		"   AND searched_at > now() - interval '90 days'"
+		" (SELECT 'recent', query FROM (SELECT query, searched_at FROM search_history"
+		"   WHERE user_id = $2 ORDER BY searched_at DESC LIMIT 200) h, p"
+		"   WHERE starts_with(search_normalize(query), p.s)"
 		"   GROUP BY query ORDER BY max(searched_at) DESC LIMIT 3)"
 		" UNION ALL (SELECT 'artist', artist FROM (SELECT artist, popularity FROM tracks"
 		"   WHERE is_active"
