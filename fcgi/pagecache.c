@@ -21,7 +21,8 @@
 #include "djamms.h"
 
 #define PC_SLOTS	256		/* a power of two */
-#define PC_MAX_BODY	(256 * 1024)	/* bigger pages are not kept here */
+#define PC_MAX_BODY	(1024 * 1024)	/* bigger pages are not kept here */
+#define PC_MAX_TOTAL	(48 * 1024 * 1024)	/* all pages of one worker */
 
 struct pc_slot {
 	char		 key[65];	/* hex SHA-256 of the canonical request */
@@ -32,6 +33,7 @@ struct pc_slot {
 };
 
 static struct pc_slot	 slots[PC_SLOTS];
+static size_t		 total;		/* bytes of all pages kept */
 
 static struct pc_slot *
 slot_of(const char *key)
@@ -63,7 +65,12 @@ pagecache_put(const char *key, uint64_t version, time_t expires,
 
 	if (strlen(key) >= sizeof(s->key) || len > PC_MAX_BODY)
 		return;
+	if (total - (s->body ? s->len : 0) + len > PC_MAX_TOTAL)
+		return;		/* full of big pages: the next put in that slot frees */
+	if (s->body != NULL)
+		total -= s->len;
 	free(s->body);
+	total += len;
 	if ((s->body = malloc(len + 1)) == NULL)
 		abort();	/* out of memory ends the worker */
 	memcpy(s->body, body, len);
@@ -83,4 +90,5 @@ pagecache_free(void)
 		free(slots[i].body);
 		slots[i].body = NULL;
 	}
+	total = 0;
 }

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <json-c/json.h>
 #include <libpq-fe.h>
@@ -610,8 +611,10 @@ playlist_tracks_get(struct req *r)
 	PGresult		*res;
 	struct json_object	*rest;
 	const char		*cached;
-	char			 stamp[96], *key;
+	char			 stamp[96], *key, l1key[65] = "";
 	size_t			 clen;
+	uint64_t		 libv;
+	uint32_t		 likes;
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK)
@@ -633,9 +636,27 @@ playlist_tracks_get(struct req *r)
 	 * playlist's version, the library's and the reader's likes version:
 	 * any change to one of them and the stamp no longer matches.
 	 */
+	/*
+	 * First this worker's own copy, under every version it depends on
+	 * (all known here while the watcher is live: no round trip), then
+	 * Redis's.
+	 */
+	if (revoke_library_version(&libv) == 0 &&
+	    revoke_likes_gen(r->user_id, &likes) == 0) {
+		char	*canon = pool_printf(r->pool, "plent|%s|%s|%s|%s|%s|%llu|%u", pl.id,
+			    r->user_id, so, sl, pl.version, (unsigned long long)libv, likes);
+
+		sha256_hex(canon, strlen(canon), l1key);
+		if ((cached = pagecache_get(l1key, 0, time(NULL), &clen)) != NULL) {
+			resp_header(r, "X-Cache", "hit");
+			return resp_json_text(r, 200, cached, clen);
+		}
+	}
 	key = pool_printf(r->pool, "plent:%s:%s:%s:%s", pl.id, r->user_id, so, sl);
 	if ((cached = rds_stamped_get(r, key, pl.version, stamp, sizeof(stamp),
 	    &clen)) != NULL) {
+		if (l1key[0] != '\0')
+			pagecache_put(l1key, 0, time(NULL) + ENTRIES_TTL_S, cached, clen);
 		resp_header(r, "X-Cache", "hit");
 		return resp_json_text(r, 200, cached, clen);
 	}
@@ -649,8 +670,12 @@ playlist_tracks_get(struct req *r)
 	json_object_object_add(rest, "next_offset", offset + PQntuples(res) < pl.count &&
 	    PQntuples(res) == limit ? json_object_new_int64(offset + limit) : NULL);
 	err = resp_json_list(r, 200, "tracks", res, 0, PQntuples(res), rest);
-	if (err == E_OK)
+	if (err == E_OK) {
 		rds_stamped_put(r, key, stamp, r->body, r->body_len, ENTRIES_TTL_S);
+		if (l1key[0] != '\0')
+			pagecache_put(l1key, 0, time(NULL) + ENTRIES_TTL_S, r->body,
+			    r->body_len);
+	}
 	return err;
 }
 

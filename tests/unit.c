@@ -2637,7 +2637,7 @@ test_pagecache_keys_sharing_a_slot_never_mix(void **state)
 static void
 test_pagecache_does_not_keep_huge_pages(void **state)
 {
-	size_t	 n = 300 * 1024, len;
+	size_t	 n = 1100 * 1024, len;
 	char	*big = malloc(n);
 
 	(void)state;
