@@ -421,3 +421,14 @@ it_status(const char *method, const char *path, const char *token, const char *j
 	http_free(&res);
 	return st;
 }
+
+struct json_object *
+json_array(const struct http_res *res, const char *key)
+{
+	struct json_object	*a;
+
+	if (res->json == NULL || !json_object_object_get_ex(res->json, key, &a) ||
+	    !json_object_is_type(a, json_type_array))
+		return NULL;
+	return a;
+}

@@ -39,6 +39,8 @@ const char	*http_header(const struct http_res *, const char *name);
 const char	*json_str(const struct http_res *, const char *path);
 long long	 json_int(const struct http_res *, const char *path, long long def);
 int		 json_has(const struct http_res *, const char *path);
+/* The array under key at the top of the body, or NULL. */
+struct json_object *json_array(const struct http_res *, const char *key);
 /* 1 or 0 for a JSON true or false at path, -1 for anything else. */
 int		 json_lookup_bool(const struct http_res *, const char *path);
 

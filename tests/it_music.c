@@ -136,18 +136,6 @@ json_true(const struct http_res *res, const char *key)
 	    json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
 }
 
-/* The array under key in the response, or NULL. */
-static struct json_object *
-json_array(const struct http_res *res, const char *key)
-{
-	struct json_object	*a;
-
-	if (res->json == NULL || !json_object_object_get_ex(res->json, key, &a) ||
-	    !json_object_is_type(a, json_type_array))
-		return NULL;
-	return a;
-}
-
 /* A string field of an array element, "" if absent. */
 static const char *
 elem_str(struct json_object *a, size_t i, const char *key)

@@ -79,18 +79,6 @@ call(const char *method, const char *token, const char *fmt, ...)
 	return http_bearer(method, path, token, NULL);
 }
 
-/* The array under key in the response, or NULL. */
-static struct json_object *
-json_array(const struct http_res *res, const char *key)
-{
-	struct json_object	*a;
-
-	if (res->json == NULL || !json_object_object_get_ex(res->json, key, &a) ||
-	    !json_object_is_type(a, json_type_array))
-		return NULL;
-	return a;
-}
-
 /*
  * The member of o at a dotted path ("track.title") as text: a string's
  * value, a number or boolean as JSON writes it, "null" for JSON null and
