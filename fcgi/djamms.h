@@ -626,9 +626,11 @@ struct listcache {
 /*
  * Answer r from a cache if a page for canon (the validated request, any
  * text) is there: 1 when it did, 0 when the caller must build the page and
- * then file it with listcache_put(). OUT: c.
+ * then file it with listcache_put(), kept ttl_s seconds (nothing is
+ * cached while DJAMMS_LIST_CACHE_TTL_S is 0). OUT: c.
  */
-int		 listcache_get(struct req *r, const char *canon, struct listcache *c);
+int		 listcache_get(struct req *r, const char *canon, long ttl_s,
+		    struct listcache *c);
 void		 listcache_put(struct req *r, const struct listcache *c);
 /* After any write to the library, once it committed. */
 void		 library_changed(struct req *r);

@@ -37,7 +37,7 @@ answer_cached(struct req *r, const char *body, size_t len)
 }
 
 int
-listcache_get(struct req *r, const char *canon, struct listcache *c)
+listcache_get(struct req *r, const char *canon, long ttl_s, struct listcache *c)
 {
 	static char		 sha[41];
 	struct redisReply	*rep, *page;
@@ -47,7 +47,7 @@ listcache_get(struct req *r, const char *canon, struct listcache *c)
 
 	c->version[0] = '\0';
 	c->local_ok = 0;
-	c->ttl_s = cfg.list_cache_ttl_s;
+	c->ttl_s = ttl_s;
 	if (cfg.list_cache_ttl_s == 0)
 		return 0;
 	sha256_hex(canon, strlen(canon), c->key);
@@ -76,7 +76,7 @@ listcache_get(struct req *r, const char *canon, struct listcache *c)
 	if (page->type != REDIS_REPLY_STRING)
 		return 0;
 	if (c->local_ok)
-		pagecache_put(c->key, c->local, now + cfg.list_cache_ttl_s, page->str,
+		pagecache_put(c->key, c->local, now + c->ttl_s, page->str,
 		    page->len);
 	answer_cached(r, page->str, page->len);
 	return 1;

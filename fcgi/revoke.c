@@ -248,43 +248,48 @@ revoke_token_state(const char *user_id, const char *jti, long ver, time_t now)
 	return state;
 }
 
-int
-revoke_profile_gen(const char *user_id, uint32_t *gen)
+/* A user's slot of a generation table, while the tables are trusted. */
+static int
+gen_read(const uint32_t *table, const char *user_id, uint32_t *gen)
 {
 	int	 rc = -1;
 
 	if (rv == NULL || rv_lock() != 0)
 		return -1;
 	if (rv_live_locked()) {
-		*gen = rv->pgen[rv_hash(user_id) % RV_PGEN];
+		*gen = table[rv_hash(user_id) % RV_PGEN];
 		rc = 0;
 	}
 	rv_unlock();
 	return rc;
+}
+
+static void
+gen_bump(uint32_t *table, const char *user_id)
+{
+	if (rv == NULL || rv_lock() != 0)
+		return;
+	table[rv_hash(user_id) % RV_PGEN]++;
+	rv_unlock();
+}
+
+int
+revoke_profile_gen(const char *user_id, uint32_t *gen)
+{
+	return rv == NULL ? -1 : gen_read(rv->pgen, user_id, gen);
 }
 
 int
 revoke_likes_gen(const char *user_id, uint32_t *gen)
 {
-	int	 rc = -1;
-
-	if (rv == NULL || rv_lock() != 0)
-		return -1;
-	if (rv_live_locked()) {
-		*gen = rv->fgen[rv_hash(user_id) % RV_PGEN];
-		rc = 0;
-	}
-	rv_unlock();
-	return rc;
+	return rv == NULL ? -1 : gen_read(rv->fgen, user_id, gen);
 }
 
 void
 revoke_note_likes(const char *user_id)
 {
-	if (rv == NULL || rv_lock() != 0)
-		return;
-	rv->fgen[rv_hash(user_id) % RV_PGEN]++;
-	rv_unlock();
+	if (rv != NULL)
+		gen_bump(rv->fgen, user_id);
 }
 
 int
@@ -324,10 +329,8 @@ revoke_note_jti(const char *jti, long exp)
 void
 revoke_note_profile(const char *user_id)
 {
-	if (rv == NULL || rv_lock() != 0)
-		return;
-	rv->pgen[rv_hash(user_id) % RV_PGEN]++;
-	rv_unlock();
+	if (rv != NULL)
+		gen_bump(rv->pgen, user_id);
 }
 
 void

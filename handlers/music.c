@@ -232,7 +232,7 @@ music_tracks_list(struct req *r)
 	    artist ? artist : "", album ? album : "", yfrom ? yfrom : "",
 	    yto ? yto : "", dmin ? dmin : "", dmax ? dmax : "",
 	    mine ? r->user_id : "");
-	if (listcache_get(r, canon, &lc))
+	if (listcache_get(r, canon, cfg.list_cache_ttl_s, &lc))
 		return likes_mark_page(r);
 
 	memset(&q, 0, sizeof(q));
@@ -752,7 +752,7 @@ grouped_list(struct req *r, const char *what, const struct db_stmt *st,
 		return req_fail(r, E_BAD_REQUEST, "q is at most 100 bytes", NULL);
 	canon = pool_printf(r->pool, "%s|%ld|%ld|%s", what, page, limit,
 	    q ? q : "");
-	if (listcache_get(r, canon, &lc))
+	if (listcache_get(r, canon, cfg.list_cache_ttl_s, &lc))
 		return E_OK;
 	snprintf(lim, sizeof(lim), "%ld", limit);
 	snprintf(off, sizeof(off), "%ld", (page - 1) * limit);

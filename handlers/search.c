@@ -336,12 +336,6 @@ static const char search_sql_tail[] =
 	"   ORDER BY max(base) DESC, album LIMIT $%d::int)"
 	" UNION ALL SELECT 'n', NULL, count(*)::text, NULL FROM m";
 
-struct plan {
-	char		 match[8192];
-	char		 exact[1024];
-	char		 penalty[8192];	/* SQL: minus per correction */
-};
-
 /*
  * The words (or their spellings) next to each other in the order typed:
  * "bad bunny" as a name, not "bad" somewhere and "boy" elsewhere.
@@ -650,13 +644,12 @@ music_search(struct req *r)
 	    type, f.genre ? f.genre : "", f.yfrom ? f.yfrom : "", f.yto ? f.yto : "",
 	    f.dmin ? f.dmin : "", f.dmax ? f.dmax : "", r->user_id ? r->user_id : "",
 	    limit, offset, "v1");
-	if (listcache_get(r, canon, &lc)) {
+	if (listcache_get(r, canon, SEARCH_TTL_S, &lc)) {
 		const char	*t = strstr(r->body, "\"total\":");
 
 		remember(r, q, filters, t ? atol(t + 8) : 0);
 		return likes_mark_page(r);
 	}
-	lc.ttl_s = SEARCH_TTL_S;
 
 	for (i = 0; i < n; i++)
 		word_candidates(r, &w[i], i == n - 1);
@@ -723,6 +716,7 @@ music_search(struct req *r)
 	o = json_object_new_object();
 	{
 		const char	*top = NULL;
+		char		*dym;
 		int		 first = -1, count = 0;
 
 		for (i = 0; i < PQntuples(res); i++)
@@ -737,8 +731,9 @@ music_search(struct req *r)
 		json_object_object_add(o, "type", json_object_new_string(type));
 		json_object_object_add(o, "total", json_object_new_int64(total));
 		json_object_object_add(o, "limit", json_object_new_int64(limit));
-		json_object_object_add(o, "did_you_mean", top ? (did_you_mean(r, w, n, top) ?
-		    json_object_new_string(did_you_mean(r, w, n, top)) : NULL) : NULL);
+		dym = top != NULL ? did_you_mean(r, w, n, top) : NULL;
+		json_object_object_add(o, "did_you_mean", dym ? json_object_new_string(dym) :
+		    NULL);
 		json_object_object_add(o, "next_cursor", offset + count < total &&
 		    offset + limit < 10000 ? json_object_new_string(cursor_of(r,
 		    offset + limit)) : NULL);

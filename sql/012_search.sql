@@ -33,6 +33,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     WHERE w <> ''
 $$;
 
+-- The words of a track's searchable fields.
+CREATE FUNCTION search_words_of_track(title text, artist text, album text, genre text)
+RETURNS SETOF text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT search_words_of(title || ' ' || artist || ' ' || coalesce(album, '') || ' ' ||
+                           coalesce(genre, ''))
+$$;
+
 ALTER TABLE tracks ADD COLUMN search_vec tsvector GENERATED ALWAYS AS (
     setweight(to_tsvector('simple'::regconfig, search_text_of(title)), 'A') ||
     setweight(to_tsvector('simple'::regconfig, search_text_of(artist)), 'B') ||
@@ -66,8 +74,7 @@ CREATE FUNCTION search_words_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM search_words_add(ARRAY(
-        SELECT search_words_of(n.title || ' ' || n.artist || ' ' ||
-                               coalesce(n.album, '') || ' ' || coalesce(n.genre, ''))
+        SELECT search_words_of_track(n.title, n.artist, n.album, n.genre)
         FROM added n WHERE n.is_active));
     RETURN NULL;
 END
@@ -77,8 +84,7 @@ CREATE FUNCTION search_words_delete() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM search_words_remove(ARRAY(
-        SELECT search_words_of(o.title || ' ' || o.artist || ' ' ||
-                               coalesce(o.album, '') || ' ' || coalesce(o.genre, ''))
+        SELECT search_words_of_track(o.title, o.artist, o.album, o.genre)
         FROM gone o WHERE o.is_active));
     RETURN NULL;
 END
@@ -88,14 +94,12 @@ CREATE FUNCTION search_words_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM search_words_remove(ARRAY(
-        SELECT search_words_of(o.title || ' ' || o.artist || ' ' ||
-                               coalesce(o.album, '') || ' ' || coalesce(o.genre, ''))
+        SELECT search_words_of_track(o.title, o.artist, o.album, o.genre)
         FROM gone o JOIN added n ON n.id = o.id
         WHERE o.is_active AND (o.title, o.artist, o.album, o.genre, o.is_active)
               IS DISTINCT FROM (n.title, n.artist, n.album, n.genre, n.is_active)));
     PERFORM search_words_add(ARRAY(
-        SELECT search_words_of(n.title || ' ' || n.artist || ' ' ||
-                               coalesce(n.album, '') || ' ' || coalesce(n.genre, ''))
+        SELECT search_words_of_track(n.title, n.artist, n.album, n.genre)
         FROM gone o JOIN added n ON n.id = o.id
         WHERE n.is_active AND (o.title, o.artist, o.album, o.genre, o.is_active)
               IS DISTINCT FROM (n.title, n.artist, n.album, n.genre, n.is_active)));
@@ -114,9 +118,7 @@ CREATE TRIGGER tracks_search_words_update AFTER UPDATE ON tracks
     FOR EACH STATEMENT EXECUTE FUNCTION search_words_update();
 
 SELECT search_words_add(ARRAY(
-    SELECT search_words_of(title || ' ' || artist || ' ' || coalesce(album, '') || ' ' ||
-                           coalesce(genre, ''))
-    FROM tracks WHERE is_active));
+    SELECT search_words_of_track(title, artist, album, genre) FROM tracks WHERE is_active));
 
 -- As-you-type: the titles, artists and albums that begin with what was
 -- typed (normalised), most popular first.
