@@ -108,7 +108,7 @@ db_connect(void)
 	db_disconnect();
 	snprintf(options, sizeof(options), "-c statement_timeout=%ld "
 	    "-c lock_timeout=%ld -c idle_in_transaction_session_timeout=%ld "
-	    "-c TimeZone=UTC", cfg.db_statement_timeout_ms,
+	    "-c TimeZone=UTC -c jit=off", cfg.db_statement_timeout_ms,
 	    cfg.db_statement_timeout_ms, cfg.db_statement_timeout_ms * 4);
 	vals[0] = cfg.database_url;	/* expanded: a URL or key=value string */
 	vals[1] = options;

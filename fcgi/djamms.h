@@ -573,6 +573,12 @@ int		 revoke_library_version(uint64_t *version);
 int		 revoke_likes_gen(const char *user_id, uint32_t *gen);
 void		 revoke_note_likes(const char *user_id);
 void		 revoke_library_bump(void);
+/*
+ * A number that moves on with every change to the library or to what the
+ * scheduler plays (sql/013). OUT: version. -1 while not live.
+ */
+int		 revoke_schedule_version(uint64_t *version);
+void		 revoke_schedule_bump(void);
 
 /* ---- pagecache.c ---------------------------------------------------- */
 
@@ -834,6 +840,7 @@ extern const struct route_table	search_route_table;
 extern const struct route_table	m3u_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
+extern const struct route_table	scheduler_route_table;
 
 /*
  * handlers/user.c: an ISO 8601 date ("2024-05-01") or date-time

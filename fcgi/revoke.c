@@ -16,7 +16,8 @@
  * The same watcher keeps the library's version: triggers (sql/008)
  * announce every change to the library on djamms_library; the watcher
  * bumps Redis's lib:ver (the shared list cache) and then the version here,
- * which each worker's own page cache (pagecache.c) is keyed by.
+ * which each worker's own page cache (pagecache.c) is keyed by; and the
+ * scheduler's version (sql/013, payload 's'), Redis's sched:ver likewise.
  *
  * The tables are only trusted while the watcher is connected and loaded
  * ("live"). When it is not (starting, Postgres away, a table full, a
@@ -66,6 +67,7 @@ struct revoke_shared {
 	uint64_t	 applied;	/* announcements applied */
 	uint64_t	 loads;
 	uint64_t	 library;	/* moves on with every library change */
+	uint64_t	 schedule;	/* ... and with every schedule change */
 	uint32_t	 pgen[RV_PGEN];
 	uint32_t	 fgen[RV_PGEN];	/* each user's likes, by uid hash */
 	struct rv_table	 ver;		/* user id -> newest token version */
@@ -398,6 +400,24 @@ revoke_library_bump(void)
 		__atomic_add_fetch(&rv->library, 1, __ATOMIC_ACQ_REL);
 }
 
+int
+revoke_schedule_version(uint64_t *version)
+{
+	uint64_t	 lib;
+
+	if (revoke_library_version(&lib) != 0)
+		return -1;
+	*version = lib * 1000003u + __atomic_load_n(&rv->schedule, __ATOMIC_ACQUIRE);
+	return 0;
+}
+
+void
+revoke_schedule_bump(void)
+{
+	if (rv != NULL)
+		__atomic_add_fetch(&rv->schedule, 1, __ATOMIC_ACQ_REL);
+}
+
 void
 revoke_stats(int *live, unsigned *versions, unsigned *denied,
     unsigned long *applied)
@@ -468,6 +488,7 @@ watcher_load(PGconn *c)
 	}
 	rv->loads++;
 	__atomic_add_fetch(&rv->library, 1, __ATOMIC_ACQ_REL);
+	__atomic_add_fetch(&rv->schedule, 1, __ATOMIC_ACQ_REL);
 	rv->watcher_live = !rv->resync;
 	i = rv->watcher_live;
 	rv_unlock();
@@ -487,6 +508,7 @@ watcher_load(PGconn *c)
  * from Redis in between (possibly from before the change) is not kept.
  */
 static int	 library_pending;	/* Redis missed an INCR: retry */
+static int	 schedule_pending;
 
 static void
 library_changed_elsewhere(void)
@@ -499,6 +521,18 @@ library_changed_elsewhere(void)
 	revoke_library_bump();
 }
 
+/* The same for the scheduler's answers (payload 's', sql/013). */
+static void
+schedule_changed_elsewhere(void)
+{
+	struct redisReply	*rep = rds_command(NULL, "INCR sched:ver");
+
+	schedule_pending = rep == NULL || rep->type != REDIS_REPLY_INTEGER;
+	if (rep != NULL)
+		freeReplyObject(rep);
+	revoke_schedule_bump();
+}
+
 static int
 watcher_drain(PGconn *c)
 {
@@ -507,7 +541,10 @@ watcher_drain(PGconn *c)
 	if (PQconsumeInput(c) == 0)
 		return -1;
 	while ((note = PQnotifies(c)) != NULL) {
-		if (strcmp(note->relname, RV_LIBRARY) == 0)
+		if (strcmp(note->relname, RV_LIBRARY) == 0 &&
+		    strcmp(note->extra, "s") == 0)
+			schedule_changed_elsewhere();
+		else if (strcmp(note->relname, RV_LIBRARY) == 0)
 			library_changed_elsewhere();
 		else if (revoke_apply(note->extra) != 0)
 			log_warn("revocation announcement not understood", NULL);
@@ -614,6 +651,8 @@ revoke_watch_run(pid_t parent)
 				break;
 			if (library_pending)
 				library_changed_elsewhere();
+			if (schedule_pending)
+				schedule_changed_elsewhere();
 			if (now_us() - last_ping >= RV_PING_MS * 1000ULL) {
 				if (watcher_ping(c) != 0 || watcher_drain(c) != 0)
 					break;

@@ -21,6 +21,7 @@ static const struct route_table *const all_tables[] = {
 	&m3u_route_table,
 	&playlist_route_table,
 	&user_route_table,
+	&scheduler_route_table,
 };
 
 const struct route_table *

@@ -879,6 +879,7 @@ main(int argc, char **argv)
 	user_tests_init(stack_dir, top);
 	search_tests_init(stack_dir, top);
 	m3u_tests_init(stack_dir, top);
+	scheduler_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
 	run(music_tests, music_ntests, argc, argv);
@@ -887,6 +888,7 @@ main(int argc, char **argv)
 	run(user_tests, user_ntests, argc, argv);
 	run(search_tests, search_ntests, argc, argv);
 	run(m3u_tests, m3u_ntests, argc, argv);
+	run(scheduler_tests, scheduler_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();
 	return failed ? 1 : 0;
