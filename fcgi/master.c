@@ -306,6 +306,7 @@ static void
 check_deadlines(void)
 {
 	uint64_t	 now = now_us(), limit = (uint64_t)cfg.request_timeout_ms * 1000;
+	uint64_t	 since;
 	uint32_t	 i;
 
 	for (i = 0; i < pool_shm->nslots; i++) {
@@ -315,7 +316,13 @@ check_deadlines(void)
 		if (s->pid <= 0 || ctl[i].deadline_killed ||
 		    __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_BUSY)
 			continue;
-		if (now - __atomic_load_n(&s->busy_since_us, __ATOMIC_RELAXED) <= limit)
+		since = __atomic_load_n(&s->busy_since_us, __ATOMIC_RELAXED);
+		/*
+		 * A request may have begun after now was read: its start is
+		 * later than now, and now - since would wrap to a huge age (a
+		 * worker answering in microseconds was killed so).
+		 */
+		if (since >= now || now - since <= limit)
 			continue;
 		json_escape_into(route, 0, sizeof(route), s->route);
 		log_error("request deadline exceeded; killing worker",

@@ -704,6 +704,74 @@ schedules_conflicts(struct req *r)
 	return resp_json_list(r, 200, "conflicts", res, 0, PQntuples(res), rest);
 }
 
+/* ---- caching answers --------------------------------------------------- */
+
+/*
+ * Answers that depend only on the schedule and the library are kept in the
+ * worker (pagecache.c) and in Redis, under the versions the pool's watcher
+ * keeps (revoke_schedule_version(); Redis's lib:ver and sched:ver): every
+ * change anywhere moves them on, so nothing is served after a change.
+ */
+struct sched_cache {
+	uint64_t	 ver;		/* this machine's versions */
+	int		 local;		/* ver is known (the watcher is live) */
+	char		 stamp[64];	/* Redis's versions, "" if it did not answer */
+};
+
+static const char	 cache_lua[] =
+	"return {redis.call('GET', 'lib:ver') or '0',"
+	" redis.call('GET', 'sched:ver') or '0', redis.call('GET', KEYS[1]),"
+	" redis.call('PTTL', KEYS[1])}";
+
+/* The answer filed under key, or NULL. OUT: c, len. */
+static const char *
+cache_get(struct req *r, const char *key, long long now, struct sched_cache *c,
+    size_t *len)
+{
+	struct redisReply	*rep;
+	const char		*s;
+	size_t			 sl;
+
+	memset(c, 0, sizeof(*c));
+	if (revoke_schedule_version(&c->ver) == 0) {
+		c->local = 1;
+		if ((s = pagecache_get(key, c->ver, (time_t)(now / 1000000), len)) != NULL)
+			return s;
+	}
+	rep = rds_command(r, "EVAL %s 1 %s", cache_lua, key);
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+	    rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING)
+		return NULL;
+	snprintf(c->stamp, sizeof(c->stamp), "%s:%s\n", rep->element[0]->str,
+	    rep->element[1]->str);
+	sl = strlen(c->stamp);
+	if (rep->element[2]->type != REDIS_REPLY_STRING ||
+	    rep->element[2]->len <= sl ||
+	    memcmp(rep->element[2]->str, c->stamp, sl) != 0)
+		return NULL;
+	*len = rep->element[2]->len - sl;
+	if (c->local && rep->element[3]->type == REDIS_REPLY_INTEGER &&
+	    rep->element[3]->integer > 0)
+		pagecache_put(key, c->ver, (time_t)((now / 1000 +
+		    rep->element[3]->integer) / 1000), rep->element[2]->str + sl, *len);
+	return rep->element[2]->str + sl;
+}
+
+/* File body under key for ttl_ms, with the versions cache_get() read. */
+static void
+cache_put(struct req *r, const char *key, const struct sched_cache *c,
+    long long now, const char *body, size_t len, long long ttl_ms)
+{
+	if (ttl_ms <= 0)
+		return;
+	if (c->local)
+		pagecache_put(key, c->ver, (time_t)((now / 1000 + ttl_ms) / 1000),
+		    body, len);
+	if (c->stamp[0] != '\0')
+		rds_command(r, "SET %s %s%b PX %lld", key, c->stamp, body, len, ttl_ms);
+}
+
 /* ---- what plays now ---------------------------------------------------- */
 
 #define NOW_KEY		"sched:now"
@@ -728,14 +796,11 @@ now_parse(const char *s, size_t len, struct now_answer *a)
 	return 0;
 }
 
-static const char	 now_lua[] =
-	"return {redis.call('GET', 'lib:ver') or '0',"
-	" redis.call('GET', 'sched:ver') or '0', redis.call('GET', KEYS[1])}";
-
 /*
- * The answer for instant at (microseconds): from the worker's cache or
- * Redis when at is now (use_cache), else from the database, then filed in
- * both until it stops holding. OUT: a (pool memory).
+ * The answer for instant at (microseconds): from a cache when at is now
+ * (use_cache) and the cached answer still holds then, else from the
+ * database, then filed until it stops holding (the track or the slot
+ * ends). OUT: a (pool memory).
  */
 static enum app_err
 now_answer(struct req *r, long long at, int use_cache, struct now_answer *a)
@@ -747,42 +812,17 @@ now_answer(struct req *r, long long at, int use_cache, struct now_answer *a)
 		" FROM schedule_now(" US_TS(1) ") n",
 		1
 	};
-	struct redisReply	*rep = NULL;
-	char			 stamp[64] = "", *blob;
+	struct sched_cache	 c;
 	const char		*s;
-	uint64_t		 ver;
+	char			*blob;
 	size_t			 len;
-	int			 local = 0;
 	PGresult		*res;
 	enum app_err		 err;
 
-	if (use_cache && revoke_schedule_version(&ver) == 0) {
-		local = 1;
-		s = pagecache_get(NOW_KEY, ver, (time_t)(at / 1000000), &len);
-		if (s != NULL && now_parse(s, len, a) == 0 && at < a->until &&
-		    at >= a->track_start)
-			return E_OK;
-	}
-	if (use_cache && (rep = rds_command(r, "EVAL %s 1 %s", now_lua,
-	    NOW_KEY)) != NULL && rep->type == REDIS_REPLY_ARRAY &&
-	    rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
-	    rep->element[1]->type == REDIS_REPLY_STRING) {
-		size_t	 sl;
-
-		snprintf(stamp, sizeof(stamp), "%s:%s\n", rep->element[0]->str,
-		    rep->element[1]->str);
-		sl = strlen(stamp);
-		if (rep->element[2]->type == REDIS_REPLY_STRING &&
-		    rep->element[2]->len > sl &&
-		    memcmp(rep->element[2]->str, stamp, sl) == 0 &&
-		    now_parse(rep->element[2]->str + sl, rep->element[2]->len - sl,
-		    a) == 0 && at < a->until && at >= a->track_start) {
-			if (local)
-				pagecache_put(NOW_KEY, ver, (time_t)(a->until / 1000000),
-				    rep->element[2]->str + sl, rep->element[2]->len - sl);
-			return E_OK;
-		}
-	}
+	memset(&c, 0, sizeof(c));
+	if (use_cache && (s = cache_get(r, NOW_KEY, at, &c, &len)) != NULL &&
+	    now_parse(s, len, a) == 0 && at < a->until && at >= a->track_start)
+		return E_OK;
 	if ((err = db_exec(r, &res, &st, (const char *const[]){ us_text(r, at) }))
 	    != E_OK)
 		return err;
@@ -791,13 +831,8 @@ now_answer(struct req *r, long long at, int use_cache, struct now_answer *a)
 	if (now_parse(blob, strlen(blob), a) != 0)
 		return req_fail(r, E_INTERNAL, "the scheduler's answer is malformed",
 		    NULL);
-	if (!use_cache || a->until <= at)
-		return E_OK;
-	if (local)
-		pagecache_put(NOW_KEY, ver, (time_t)(a->until / 1000000), blob,
-		    strlen(blob));
-	if (stamp[0] != '\0')
-		rds_command(r, "SET %s %s%s PX %lld", NOW_KEY, stamp, blob,
+	if (use_cache && a->until > at)
+		cache_put(r, NOW_KEY, &c, at, blob, strlen(blob),
 		    (a->until - at) / 1000 + 1);
 	return E_OK;
 }
@@ -887,7 +922,10 @@ ics_fold(struct mpool *pool, const char *in, size_t *outlen)
 	return out;
 }
 
-/* GET /api/scheduler/calendar.ics */
+#define ICS_KEY		"sched:ics"
+#define ICS_TTL_S	600	/* the calendar looks 4 years ahead from today */
+
+/* GET /api/scheduler/calendar.ics (cached until any change) */
 static enum app_err
 schedules_ics(struct req *r)
 {
@@ -895,17 +933,24 @@ schedules_ics(struct req *r)
 	static const struct db_stmt st = {
 		"sch_ics", "SELECT schedule_ics(now())", 0
 	};
-	PGresult	*res;
-	enum app_err	 err;
-	size_t		 len;
+	struct sched_cache	 c;
+	PGresult		*res;
+	enum app_err		 err;
+	long long		 now = wall_us();
+	const char		*body;
+	size_t			 len;
 
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
-	if ((err = db_exec(r, &res, &st, NULL)) != E_OK)
-		return err;
+	if ((body = cache_get(r, ICS_KEY, now, &c, &len)) == NULL) {
+		if ((err = db_exec(r, &res, &st, NULL)) != E_OK)
+			return err;
+		body = ics_fold(r->pool, PQgetvalue(res, 0, 0), &len);
+		cache_put(r, ICS_KEY, &c, now, body, len, ICS_TTL_S * 1000LL);
+	}
 	r->status = 200;
 	r->content_type = "text/calendar; charset=utf-8";
-	r->body = ics_fold(r->pool, PQgetvalue(res, 0, 0), &len);
+	r->body = body;
 	r->body_len = len;
 	resp_attachment(r, "djamms-schedule", ".ics");
 	return E_OK;

@@ -115,13 +115,14 @@ END
 $$;
 
 -- "2024-03-31T03:00:00+02:00": instant t on the wall clock of zone tz.
+-- (One expression, so the planner inlines it.)
 CREATE FUNCTION schedule_local_text(t timestamptz, tz text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
     SELECT to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
-        || CASE WHEN o < interval '0' THEN '-' ELSE '+' END
-        || to_char(justify_hours(abs_o), 'HH24:MI')
-    FROM (SELECT tz_offset(t, tz) AS o) s,
-         LATERAL (SELECT CASE WHEN s.o < interval '0' THEN -s.o ELSE s.o END AS abs_o) a
+        || CASE WHEN t AT TIME ZONE tz < t AT TIME ZONE 'UTC' THEN '-' ELSE '+' END
+        || to_char(CASE WHEN t AT TIME ZONE tz < t AT TIME ZONE 'UTC'
+                        THEN (t AT TIME ZONE 'UTC') - (t AT TIME ZONE tz)
+                        ELSE (t AT TIME ZONE tz) - (t AT TIME ZONE 'UTC') END, 'HH24:MI')
 $$;
 
 CREATE FUNCTION utc_text(t timestamptz) RETURNS text
@@ -464,9 +465,8 @@ DECLARE
                                 'X-PUBLISHED-TTL:PT1H'];
     z           record;
     zt          record;
-    ev          record;
-    ov          record;
-    extra       text[];
+    j_tz        text[] := '{}';	-- every zone's jumps forward, for the overrides
+    j_at        timestamptz[] := '{}';
     from_ts     timestamptz;
 BEGIN
     -- the entries and the first day each starts on
@@ -488,75 +488,86 @@ BEGIN
                 'TZOFFSETFROM:' || ics_offset(zt.off_from),
                 'TZOFFSETTO:' || ics_offset(zt.off_to),
                 CASE WHEN zt.off_to > zt.off_from THEN 'END:DAYLIGHT' ELSE 'END:STANDARD' END];
+            IF zt.off_to > zt.off_from THEN
+                j_tz := j_tz || z.tz;
+                j_at := j_at || zt.at;
+            END IF;
         END LOOP;
         out := out || 'END:VTIMEZONE'::text;
     END LOOP;
 
-    FOR ev IN
-        SELECT e.*, p.name AS playlist_name,
-               (SELECT d::date FROM generate_series(
-                    coalesce(e.first_date, (e.created_at AT TIME ZONE e.timezone)::date)::timestamp,
-                    coalesce(e.first_date, (e.created_at AT TIME ZONE e.timezone)::date)::timestamp
-                        + interval '6 days', interval '1 day') d
-                WHERE extract(isodow FROM d)::int = ANY (e.isodows) ORDER BY d LIMIT 1) AS d0
-        FROM schedule_entries e LEFT JOIN playlists p ON p.id = e.playlist_id
-        WHERE e.is_active ORDER BY e.created_at, e.id
-    LOOP
-        CONTINUE WHEN ev.d0 IS NULL OR (ev.last_date IS NOT NULL AND ev.d0 > ev.last_date);
-        out := out || ARRAY['BEGIN:VEVENT',
-            'UID:' || ev.id || '@djamms',
-            'DTSTAMP:' || ics_utc(ev.updated_at),
-            'LAST-MODIFIED:' || ics_utc(ev.updated_at),
-            'SUMMARY:' || ics_text(ev.title),
-            'DTSTART;TZID=' || ev.timezone || ':' || ics_local(ev.d0 + ev.start_time),
-            'DTEND;TZID=' || ev.timezone || ':' || ics_local(ev.d0 + ev.end_time
-                + CASE WHEN ev.end_time <= ev.start_time THEN interval '1 day' ELSE interval '0' END),
-            'RRULE:FREQ=WEEKLY;WKST=MO;BYDAY='
-                || (SELECT string_agg((ARRAY['MO','TU','WE','TH','FR','SA','SU'])[n], ',' ORDER BY n)
-                    FROM unnest(ev.isodows) n)
-                || CASE WHEN ev.last_date IS NULL THEN ''
-                        ELSE ';UNTIL=' || ics_utc(schedule_local_instant(ev.last_date + ev.start_time,
-                                                                         ev.timezone)) END]
+    -- every event, its exclusions and overrides, in one statement
+    out := out || ARRAY(
+        WITH ev AS (
+            SELECT e.*, p.name AS playlist_name, d0.d0,
+                   CASE WHEN e.end_time <= e.start_time THEN interval '1 day'
+                        ELSE interval '0' END AS over
+            FROM schedule_entries e
+            LEFT JOIN playlists p ON p.id = e.playlist_id
+            CROSS JOIN LATERAL (
+                SELECT g::date AS d0
+                FROM generate_series(coalesce(e.first_date,
+                                         (e.created_at AT TIME ZONE e.timezone)::date)::timestamp,
+                                     coalesce(e.first_date,
+                                         (e.created_at AT TIME ZONE e.timezone)::date)::timestamp
+                                         + interval '6 days', interval '1 day') g
+                WHERE extract(isodow FROM g)::int = ANY (e.isodows) ORDER BY g LIMIT 1) d0
+            WHERE e.is_active AND (e.last_date IS NULL OR d0.d0 <= e.last_date)
+        ), near AS (
+            -- occurrences next to a spring-forward jump, and the RFC's reading
+            SELECT ev.id, d, x.s, x.en,
+                   (d + ev.start_time) AT TIME ZONE ev.timezone AS rfc_s,
+                   (d + ev.end_time + ev.over) AT TIME ZONE ev.timezone AS rfc_en
+            FROM ev
+            JOIN unnest(j_tz, j_at) AS j(tz, at) ON j.tz = ev.timezone
+            CROSS JOIN LATERAL generate_series(((j.at AT TIME ZONE ev.timezone)::date - 1)::timestamp,
+                                               (j.at AT TIME ZONE ev.timezone)::date::timestamp,
+                                               interval '1 day') d
+            CROSS JOIN LATERAL (SELECT schedule_local_instant(d + ev.start_time, ev.timezone) AS s,
+                                       schedule_local_instant(d + ev.end_time + ev.over,
+                                                              ev.timezone) AS en) x
+            WHERE extract(isodow FROM d)::int = ANY (ev.isodows)
+              AND d >= ev.d0 AND (ev.last_date IS NULL OR d <= ev.last_date)
+        )
+        SELECT u.line
+        FROM ev
+        CROSS JOIN LATERAL unnest(
+            ARRAY['BEGIN:VEVENT',
+                  'UID:' || ev.id || '@djamms',
+                  'DTSTAMP:' || ics_utc(ev.updated_at),
+                  'LAST-MODIFIED:' || ics_utc(ev.updated_at),
+                  'SUMMARY:' || ics_text(ev.title),
+                  'DTSTART;TZID=' || ev.timezone || ':' || ics_local(ev.d0 + ev.start_time),
+                  'DTEND;TZID=' || ev.timezone || ':' || ics_local(ev.d0 + ev.end_time + ev.over),
+                  'RRULE:FREQ=WEEKLY;WKST=MO;BYDAY='
+                      || (SELECT string_agg((ARRAY['MO','TU','WE','TH','FR','SA','SU'])[n], ','
+                                            ORDER BY n) FROM unnest(ev.isodows) n)
+                      || CASE WHEN ev.last_date IS NULL THEN ''
+                              ELSE ';UNTIL=' || ics_utc(schedule_local_instant(
+                                       ev.last_date + ev.start_time, ev.timezone)) END]
             || CASE WHEN ev.playlist_name IS NULL THEN ARRAY[]::text[]
                     ELSE ARRAY['DESCRIPTION:' || ics_text('Playlist: ' || ev.playlist_name)] END
-            || ARRAY['X-DJAMMS-PRIORITY:' || ev.priority];
-        -- occurrences next to a spring-forward jump, read the RFC's way
-        extra := ARRAY[]::text[];
-        FOR ov IN
-            SELECT d, x.s, x.en,
-                   (d + ev.start_time) AT TIME ZONE ev.timezone AS rfc_s,
-                   (d + ev.end_time + CASE WHEN ev.end_time <= ev.start_time
-                        THEN interval '1 day' ELSE interval '0' END) AT TIME ZONE ev.timezone AS rfc_en
-            FROM tz_transitions(ev.timezone, greatest((ev.d0 - 2)::timestamp AT TIME ZONE ev.timezone,
-                                                      now_ts - interval '5 years'), horizon_to) j,
-                 LATERAL generate_series(((j.at AT TIME ZONE ev.timezone)::date - 1)::timestamp,
-                                         (j.at AT TIME ZONE ev.timezone)::date::timestamp,
-                                         interval '1 day') d,
-                 LATERAL (SELECT schedule_local_instant(d + ev.start_time, ev.timezone) AS s,
-                                 schedule_local_instant(d + ev.end_time
-                                     + CASE WHEN ev.end_time <= ev.start_time
-                                            THEN interval '1 day' ELSE interval '0' END,
-                                     ev.timezone) AS en) x
-            WHERE j.off_to > j.off_from
-              AND extract(isodow FROM d)::int = ANY (ev.isodows)
-              AND d >= ev.d0 AND (ev.last_date IS NULL OR d <= ev.last_date)
-            ORDER BY d
-        LOOP
-            IF ov.s >= ov.en THEN
-                out := out || ('EXDATE;TZID=' || ev.timezone || ':' || ics_local(ov.d + ev.start_time));
-            ELSIF ov.s <> ov.rfc_s OR ov.en <> ov.rfc_en THEN
-                extra := extra || ARRAY['BEGIN:VEVENT',
-                    'UID:' || ev.id || '@djamms',
-                    'DTSTAMP:' || ics_utc(ev.updated_at),
-                    'RECURRENCE-ID;TZID=' || ev.timezone || ':' || ics_local(ov.d + ev.start_time),
-                    'SUMMARY:' || ics_text(ev.title),
-                    'DTSTART:' || ics_utc(ov.s),
-                    'DTEND:' || ics_utc(ov.en),
-                    'END:VEVENT'];
-            END IF;
-        END LOOP;
-        out := out || 'END:VEVENT'::text || extra;
-    END LOOP;
+            || ARRAY['X-DJAMMS-PRIORITY:' || ev.priority]
+            -- an occurrence the clocks skip entirely does not happen
+            || ARRAY(SELECT 'EXDATE;TZID=' || ev.timezone || ':' || ics_local(n.d + ev.start_time)
+                     FROM near n WHERE n.id = ev.id AND n.s >= n.en ORDER BY n.d)
+            || ARRAY['END:VEVENT']
+            -- one whose start or end the RFC reads otherwise: its exact instants
+            || ARRAY(SELECT l FROM near n,
+                            LATERAL unnest(ARRAY['BEGIN:VEVENT',
+                                'UID:' || ev.id || '@djamms',
+                                'DTSTAMP:' || ics_utc(ev.updated_at),
+                                'RECURRENCE-ID;TZID=' || ev.timezone || ':'
+                                    || ics_local(n.d + ev.start_time),
+                                'SUMMARY:' || ics_text(ev.title),
+                                'DTSTART:' || ics_utc(n.s),
+                                'DTEND:' || ics_utc(n.en),
+                                'END:VEVENT']) WITH ORDINALITY AS o(l, k)
+                     WHERE n.id = ev.id AND n.s < n.en
+                       AND (n.s <> n.rfc_s OR n.en <> n.rfc_en)
+                     ORDER BY n.d, o.k)
+        ) WITH ORDINALITY AS u(line, k)
+        ORDER BY ev.created_at, ev.id, u.k);
     out := out || 'END:VCALENDAR'::text;
     RETURN array_to_string(out, E'\n');
 END
