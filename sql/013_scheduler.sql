@@ -165,7 +165,8 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
                          schedule_local_instant(g.d + e.end_time
                              + CASE WHEN e.end_time <= e.start_time
                                     THEN interval '1 day' ELSE interval '0' END,
-                             e.timezone) AS en) o
+                             e.timezone) AS en
+                  OFFSET 0) o	-- each instant computed once, not per use
     WHERE o.en > o.s AND o.s < to_ts AND o.en > from_ts
 $$;
 
