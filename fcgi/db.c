@@ -337,14 +337,26 @@ db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg)
 {
 	char		 begin[64];
 	enum app_err	 err = E_INTERNAL;
-	int		 attempt;
+	int		 attempt, reconnected = 0;
 
 	snprintf(begin, sizeof(begin), "BEGIN ISOLATION LEVEL %s", isolation);
 	for (attempt = 0; attempt < TX_RETRIES; attempt++) {
 		if (db_ensure() != 0)
 			return E_UNAVAILABLE;
-		if (simple(begin) != 0)
+		if (simple(begin) != 0) {
+			/*
+			 * A connection whose server went away (a restart) looks
+			 * fine until it is used: nothing has run yet, so connect
+			 * again, once, and begin there.
+			 */
+			if (PQstatus(conn) != CONNECTION_OK && !reconnected) {
+				reconnected = 1;
+				next_attempt_us = 0;
+				attempt--;
+				continue;
+			}
 			return db_sqlstate_err(last_sqlstate);
+		}
 		in_tx = 1;
 		last_sqlstate[0] = '\0';
 		err = fn(r, arg);

@@ -412,6 +412,26 @@ it_psql(const char *fmt, ...)
 	    "-d djamms -v ON_ERROR_STOP=1 -Atqc \"%s\"", getenv("STACK_DIR"), sql);
 }
 
+int
+it_new_playlist(const struct it_session *s, const char *name, int is_public,
+    char id[37])
+{
+	char		 body[512];
+	struct http_res	 res;
+	const char	*v;
+	int		 rc = -1;
+
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"is_public\":%s}", name,
+	    is_public ? "true" : "false");
+	res = http_bearer("POST", "/api/playlists", s->access, body);
+	if (res.status == 201 && (v = json_str(&res, "id")) != NULL) {
+		snprintf(id, 37, "%s", v);
+		rc = 0;
+	}
+	http_free(&res);
+	return rc;
+}
+
 long
 it_status(const char *method, const char *path, const char *token, const char *json)
 {

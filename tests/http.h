@@ -65,6 +65,9 @@ int		 it_login(const char *name, struct it_session *);
 int		 it_new_admin(const char *prefix, struct it_session *);
 /* psql's answer to printf-style SQL, trimmed (static buffer). */
 const char	*it_psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* POST /api/playlists as s (name is JSON-safe text); 0 if made. OUT: id. */
+int		 it_new_playlist(const struct it_session *s, const char *name,
+		    int is_public, char id[37]);
 /* The status of a JSON request with an optional bearer token. */
 long		 it_status(const char *method, const char *path, const char *token,
 		    const char *json);

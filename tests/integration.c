@@ -646,9 +646,17 @@ restore:
 static void
 test_workers_reconnect_after_postgres_restarts(void)
 {
-	int	 i, failed = 0;
+	struct it_session	 u;
+	char			 id[37];
+	int			 i, failed = 0;
 
+	expect(it_new_user("pgrestart", &u) == 0);
 	expect(sh("%s/tools/stack pg-restart %s", top, stack_dir) == 0);
+	/* writes first: a transaction's BEGIN meets the dead connection */
+	for (i = 0; i < 12; i++)
+		if (it_new_playlist(&u, "After the restart", 0, id) != 0)
+			failed++;
+	expect(failed == 0);
 	for (i = 0; i < 20; i++) {
 		struct http_res	 res = http_get("/api/system/info");
 

@@ -39,26 +39,6 @@ make_tracks(const char *prefix, int n, char ids[][37])
 	return 0;
 }
 
-/* POST /api/playlists; OUT: id. */
-static int
-make_playlist(const struct it_session *s, const char *name, int is_public, char id[37])
-{
-	char		 body[512];
-	struct http_res	 res;
-	const char	*v;
-	int		 rc = -1;
-
-	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"is_public\":%s}", name,
-	    is_public ? "true" : "false");
-	res = http_bearer("POST", "/api/playlists", s->access, body);
-	if (res.status == 201 && (v = json_str(&res, "id")) != NULL) {
-		snprintf(id, 37, "%s", v);
-		rc = 0;
-	}
-	http_free(&res);
-	return rc;
-}
-
 static long
 add_tracks(const struct it_session *s, const char *pl, char ids[][37], int n,
     const char *extra)
@@ -118,7 +98,7 @@ test_playlist_create_read_change_delete(void)
 	char		 id[37], path[128];
 
 	expect(it_new_user("plcrud", &a) == 0);
-	expect(make_playlist(&a, "Morning", 0, id) == 0);
+	expect(it_new_playlist(&a, "Morning", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	res = http_bearer("GET", path, a.access, NULL);
 	expect_status(&res, 200);
@@ -155,7 +135,7 @@ test_playlist_fields_outside_the_allow_list_are_refused(void)
 	expect(it_status("POST", "/api/playlists", a.access, "{}") == 422);
 	expect(it_status("POST", "/api/playlists", a.access, "{\"name\":7}") == 422);
 	expect(it_status("POST", "/api/playlists", a.access, "[1,2]") == 400);
-	expect(make_playlist(&a, "Mine", 0, id) == 0);
+	expect(it_new_playlist(&a, "Mine", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	expect(it_status("PUT", path, a.access, "{\"track_count\":99}") == 400);
 	expect(it_status("PUT", path, a.access, "{\"star_count\":5}") == 400);
@@ -178,7 +158,7 @@ test_playlist_malformed_ids_are_400_not_500(void)
 	http_free(&res);
 	expect(it_status("GET", "/api/playlists/1%27%20OR%201=1/tracks", a.access,
 	    NULL) == 400);
-	expect(make_playlist(&a, "P", 0, id) == 0);
+	expect(it_new_playlist(&a, "P", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks/zzz", id);
 	expect(it_status("DELETE", path, a.access, NULL) == 400);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
@@ -200,7 +180,7 @@ test_playlist_cover_is_the_entries_art_unless_chosen(void)
 	expect(it_new_user("plcover", &a) == 0);
 	expect(make_tracks("cover", 3, t) == 0);
 	it_psql("UPDATE tracks SET has_cover = true WHERE id IN ('%s', '%s')", t[1], t[2]);
-	expect(make_playlist(&a, "Covered", 0, id) == 0);
+	expect(it_new_playlist(&a, "Covered", 0, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	res = http_bearer("GET", path, a.access, NULL);
 	expect(json_has(&res, "cover_url") && json_str(&res, "cover_url") == NULL);
@@ -235,7 +215,7 @@ test_playlist_entries_add_move_remove_stay_dense(void)
 
 	expect(it_new_user("plent", &a) == 0);
 	expect(make_tracks("ent", 6, t) == 0);
-	expect(make_playlist(&a, "Entries", 0, id) == 0);
+	expect(it_new_playlist(&a, "Entries", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 3, NULL) == 201);		/* 0 1 2 */
 	expect_entries(id, "0,1,2");
 	memcpy(first[0], t[3], 37);
@@ -286,7 +266,7 @@ test_playlist_duplicates_only_when_asked(void)
 
 	expect(it_new_user("pldup", &a) == 0);
 	expect(make_tracks("dup", 2, t) == 0);
-	expect(make_playlist(&a, "Dups", 0, id) == 0);
+	expect(it_new_playlist(&a, "Dups", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 1, NULL) == 201);
 	expect(add_tracks(&a, id, t, 1, NULL) == 409);
 	memcpy(twice[0], t[1], 37);
@@ -317,7 +297,7 @@ test_playlist_unknown_tracks_are_422_naming_them(void)
 	expect(it_new_user("plunk", &a) == 0);
 	expect(make_tracks("unk", 1, t) == 0);
 	memcpy(mixed[0], t[0], 37);
-	expect(make_playlist(&a, "Unknown", 0, id) == 0);
+	expect(it_new_playlist(&a, "Unknown", 0, id) == 0);
 	snprintf(body, sizeof(body), "{\"track_ids\":[\"%s\",\"%s\"]}", mixed[0], mixed[1]);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
 	res = http_bearer("POST", path, a.access, body);
@@ -339,7 +319,7 @@ test_playlist_limits_are_422(void)
 
 	expect(it_new_user("pllim", &a) == 0);
 	expect(make_tracks("lim", 3, t) == 0);
-	expect(make_playlist(&a, "Limits", 0, id) == 0);
+	expect(it_new_playlist(&a, "Limits", 0, id) == 0);
 	it_psql("UPDATE system_settings SET value = '2' WHERE key = 'max_playlist_entries'");
 	i = (int)add_tracks(&a, id, t, 3, NULL);
 	it_psql("UPDATE system_settings SET value = '10000' WHERE key = 'max_playlist_entries'");
@@ -374,7 +354,7 @@ test_playlist_library_delete_removes_entries_and_fixes_counts(void)
 
 	expect(it_new_user("pllib", &a) == 0);
 	expect(make_tracks("lib", 3, t) == 0);
-	expect(make_playlist(&a, "Library", 0, id) == 0);
+	expect(it_new_playlist(&a, "Library", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 3, NULL) == 201);
 	it_psql("DELETE FROM tracks WHERE id = '%s'", t[1]);
 	expect_entries(id, "0,2");
@@ -395,7 +375,7 @@ test_playlist_cached_pages_never_outlive_a_change(void)
 
 	expect(it_new_user("plcache", &a) == 0);
 	expect(make_tracks("cache", 3, t) == 0);
-	expect(make_playlist(&a, "Cached", 0, id) == 0);
+	expect(it_new_playlist(&a, "Cached", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 2, NULL) == 201);
 	snprintf(path, sizeof(path), "/api/playlists/%s/tracks", id);
 	r1 = http_bearer("GET", path, a.access, NULL);
@@ -506,7 +486,7 @@ test_playlist_private_bola_matrix(void)
 			long	 got;
 
 			/* a fresh private playlist per case and caller */
-			if (make_playlist(&s[OWNER], "Private", 0, id) != 0 ||
+			if (it_new_playlist(&s[OWNER], "Private", 0, id) != 0 ||
 			    add_tracks(&s[OWNER], id, t, 2, NULL) != 201) {
 				t_fail(__FILE__, __LINE__, "setup failed");
 				return;
@@ -564,7 +544,7 @@ test_playlist_public_is_readable_not_writable(void)
 	expect(it_new_guest(&guest) == 0);
 	expect(it_new_admin("plroot", &admin) == 0);
 	expect(make_tracks("pub", 1, t) == 0);
-	expect(make_playlist(&own, "Shared With All", 1, id) == 0);
+	expect(it_new_playlist(&own, "Shared With All", 1, id) == 0);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
 	res = http_bearer("GET", path, other.access, NULL);
 	expect_status(&res, 200);
@@ -595,7 +575,7 @@ test_playlist_scheduled_delete_is_409_unless_asked(void)
 	struct http_res	 res;
 
 	expect(it_new_user("plsched", &a) == 0);
-	expect(make_playlist(&a, "Scheduled", 0, id) == 0);
+	expect(it_new_playlist(&a, "Scheduled", 0, id) == 0);
 	it_psql("INSERT INTO schedule_entries (title, playlist_id, days_of_week, start_time,"
 	    " end_time) VALUES ('Breakfast', '%s', ARRAY['monday'], '07:00', '11:00')", id);
 	snprintf(path, sizeof(path), "/api/playlists/%s", id);
@@ -668,7 +648,7 @@ test_playlist_eight_clients_editing_at_once_leave_it_dense(void)
 
 	expect(it_new_user("plham", &a) == 0);
 	expect(make_tracks("ham", 4, t) == 0);
-	expect(make_playlist(&a, "Hammered", 0, id) == 0);
+	expect(it_new_playlist(&a, "Hammered", 0, id) == 0);
 	expect(add_tracks(&a, id, t, 4, NULL) == 201);
 	for (i = 0; i < 8; i++) {
 		h[i] = (struct hammer){ &a, id, t, 4, (unsigned)(i * 7919 + 1), 0 };

@@ -22,7 +22,6 @@ static const char	*top_dir, *stack_dir;
 static struct it_session	 admin;
 static int			 have_admin;
 
-static int	 make_playlist(const struct it_session *, const char *, int, char[37]);
 static char	 common_pl[37];		/* an empty public playlist */
 
 static const struct it_session *
@@ -30,7 +29,7 @@ adm(void)
 {
 	if (!have_admin && it_new_admin("schedadm", &admin) == 0) {
 		have_admin = 1;
-		make_playlist(&admin, "Scheduled", 1, common_pl);
+		it_new_playlist(&admin, "Scheduled", 1, common_pl);
 	}
 	return &admin;
 }
@@ -61,25 +60,6 @@ entry(const struct it_session *s, const char *json, char id[37])
 	return st;
 }
 
-static int
-make_playlist(const struct it_session *s, const char *name, int is_public, char id[37])
-{
-	char		 body[256];
-	struct http_res	 res;
-	const char	*v;
-	int		 rc = -1;
-
-	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"is_public\":%s}", name,
-	    is_public ? "true" : "false");
-	res = http_bearer("POST", "/api/playlists", s->access, body);
-	if (res.status == 201 && (v = json_str(&res, "id")) != NULL) {
-		snprintf(id, 37, "%s", v);
-		rc = 0;
-	}
-	http_free(&res);
-	return rc;
-}
-
 /* A playlist of n tracks of 100, 101... seconds. OUT: pl, tracks. */
 static int
 playlist_of(const struct it_session *s, const char *name, int n, char pl[37],
@@ -90,7 +70,7 @@ playlist_of(const struct it_session *s, const char *name, int n, char pl[37],
 	size_t		 o;
 	int		 i;
 
-	if (make_playlist(s, name, 1, pl) != 0)
+	if (it_new_playlist(s, name, 1, pl) != 0)
 		return -1;
 	out = it_psql("INSERT INTO tracks (title, artist, duration, source)"
 	    " SELECT '%s-' || i, 'Scheduler Tester', 100 + i, 'catalog'"
@@ -169,7 +149,7 @@ test_scheduler_entry_create_read_change_delete(void)
 	struct http_res	 res;
 
 	reset();
-	expect(make_playlist(adm(), "Mornings", 0, pl) == 0);
+	expect(it_new_playlist(adm(), "Mornings", 0, pl) == 0);
 	snprintf(body, sizeof(body), "{\"title\":\"Café mornings\",\"playlist_id\":\"%s\","
 	    "\"days_of_week\":[\"Friday\",\"monday\",\"wed\"],\"start_time\":\"07:00\","
 	    "\"end_time\":\"11:00\",\"timezone\":\"Europe/Berlin\"}", pl);
@@ -245,7 +225,7 @@ test_scheduler_bad_input_is_refused_clearly(void)
 	size_t		 i;
 
 	reset();
-	expect(make_playlist(adm(), "Bad input", 0, pl) == 0);
+	expect(it_new_playlist(adm(), "Bad input", 0, pl) == 0);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* every case but the malformed ones names a real playlist */
 		if (cases[i].json[0] == '{' && strstr(cases[i].json, "playlist_id") == NULL)
@@ -284,9 +264,9 @@ test_scheduler_permissions_and_private_playlists(void)
 	expect(it_new_guest(&guest) == 0);
 	it_psql("UPDATE users SET role = 'moderator' WHERE id = '%s'", mod.id);
 	expect(it_login(mod.name, &mod) == 0);
-	expect(make_playlist(&mod, "Mod's own", 0, mine) == 0);
-	expect(make_playlist(&other, "Private", 0, theirs) == 0);
-	expect(make_playlist(&other, "Public", 1, pub) == 0);
+	expect(it_new_playlist(&mod, "Mod's own", 0, mine) == 0);
+	expect(it_new_playlist(&other, "Private", 0, theirs) == 0);
+	expect(it_new_playlist(&other, "Public", 1, pub) == 0);
 
 	snprintf(body, sizeof(body), "{\"title\":\"t\",\"playlist_id\":\"%s\","
 	    "\"days_of_week\":[\"monday\"],\"start_time\":\"07:00\",\"end_time\":\"08:00\"}", mine);
