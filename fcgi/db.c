@@ -221,6 +221,8 @@ result_err(const struct db_stmt *st, PGresult *res)
 	char		 esc[512];
 
 	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "08006");
+	if (strncmp(last_sqlstate, "23", 2) != 0)	/* not a constraint: an error */
+		metrics_db_error(strncmp(last_sqlstate, "08", 2) == 0);
 	json_escape_into(esc, 0, sizeof(esc), msg ? msg : "");
 	log_msg(state && (state[0] == '2' && state[1] == '3') ? LOG_INFO : LOG_WARN,
 	    "database error", "\"statement\":\"%s\",\"sqlstate\":\"%s\","

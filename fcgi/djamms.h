@@ -580,6 +580,19 @@ void		 revoke_library_bump(void);
 int		 revoke_schedule_version(uint64_t *version);
 void		 revoke_schedule_bump(void);
 
+/* ---- metrics.c: counters for GET /metrics --------------------------- */
+
+/* Map the counters (the master, before forking). 0 if done. */
+int		 metrics_shm_create(void);
+void		 metrics_shm_destroy(void);
+/* One request answered: its route (NULL: none matched), method, status. */
+void		 metrics_request(const struct route *rt, enum http_method m,
+		    int status, uint64_t us);
+void		 metrics_db_error(int connection);
+void		 metrics_redis_error(void);
+/* The Prometheus text exposition of the pool. OUT: len. Pool memory. */
+char		*metrics_render(struct mpool *pool, size_t *len);
+
 /* ---- pagecache.c ---------------------------------------------------- */
 
 /*
@@ -841,6 +854,7 @@ extern const struct route_table	m3u_route_table;
 extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
 extern const struct route_table	scheduler_route_table;
+extern const struct route_table	settings_route_table;
 
 /*
  * handlers/user.c: an ISO 8601 date ("2024-05-01") or date-time

@@ -421,7 +421,7 @@ master_run(void)
 	if (sem_init(&pool_shm->hash_sem, 1, (unsigned)cfg.hash_concurrency) != 0)
 		return 1;
 	pool_shm->master_started_us = now_us();
-	if (revoke_shm_create() != 0)
+	if (revoke_shm_create() != 0 || metrics_shm_create() != 0)
 		return 1;
 	ctl = calloc((size_t)cfg.workers, sizeof(*ctl));
 	if (ctl == NULL)
@@ -506,6 +506,7 @@ master_run(void)
 	free(ctl);
 	sem_destroy(&pool_shm->hash_sem);
 	revoke_shm_destroy();
+	metrics_shm_destroy();
 	munmap(pool_shm, shm_size);
 	pool_shm = NULL;
 	return exit_code;

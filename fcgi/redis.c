@@ -177,6 +177,7 @@ rds_command(struct req *r, const char *fmt, ...)
 		next_attempt_us = 0;
 	}
 	if (rep == NULL) {
+		metrics_redis_error();
 		next_attempt_us = now_us() + 1000000;
 		return NULL;
 	}

@@ -22,6 +22,7 @@ static const struct route_table *const all_tables[] = {
 	&playlist_route_table,
 	&user_route_table,
 	&scheduler_route_table,
+	&settings_route_table,
 };
 
 const struct route_table *
@@ -273,5 +274,6 @@ respond:
 	resp_send(r);
 	if (r->route != NULL)
 		slot_mark(NULL, 0);
+	metrics_request(r->route, r->method, r->status, now_us() - r->started_us);
 	log_request(r);
 }

@@ -303,6 +303,24 @@ test_tx(struct req *r)
 	return resp_json(r, 200, o);
 }
 
+/*
+ * GET /metrics: the pool's counters in the Prometheus text format. nginx
+ * passes it from loopback only (a scraper on the machine, or one reached
+ * through a tunnel); it names routes, not paths, so no id or user leaks.
+ */
+static enum app_err
+system_metrics(struct req *r)
+{
+	size_t	 len;
+
+	r->status = 200;
+	r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	r->body = metrics_render(r->pool, &len);
+	r->body_len = len;
+	resp_header(r, "Cache-Control", "no-store");
+	return E_OK;
+}
+
 /* A worker that dies mid-request, for the respawn and crash-loop tests. */
 static enum app_err
 test_crash(struct req *r)
@@ -316,6 +334,7 @@ static const struct route system_routes[] = {
 	{ M_GET,	"/api/health",		system_health,	P_NONE,	0 },
 	{ M_GET,	"/api/system/status",	system_status,	P_NONE,	0 },
 	{ M_GET,	"/api/system/info",	system_info,	P_NONE,	0 },
+	{ M_GET,	"/metrics",		system_metrics,	P_NONE,	0 },
 	{ M_GET,	"/api/_test/sleep",	test_sleep,	P_NONE,	ROUTE_TEST_ONLY },
 	{ M_POST | M_PUT, "/api/_test/echo",	test_echo,	P_NONE,	ROUTE_TEST_ONLY },
 	{ M_POST,	"/api/_test/tx",	test_tx,	P_NONE,	ROUTE_TEST_ONLY },

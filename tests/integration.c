@@ -801,8 +801,89 @@ test_make_install_honours_prefix_and_destdir(void)
 /* ---- runner ---------------------------------------------------------- */
 
 #define T(fn)	{ #fn, fn }
+/* ---- metrics ---------------------------------------------------------- */
+
+static void
+http_free_get(const char *path)
+{
+	struct http_res	 res = http_get(path);
+
+	http_free(&res);
+}
+
+/* The counter of health answers with 200, from the pool's exposition. */
+static long long
+health_count(void)
+{
+	struct http_res	 res = http_get("/metrics");
+	const char	*p;
+	long long	 n = -1;
+
+	if (res.status == 200 && (p = strstr(res.body, "djamms_http_requests_total"
+	    "{route=\"/api/health\",method=\"GET\",status=\"200\"} ")) != NULL)
+		n = atoll(strchr(p, '}') + 2);
+	http_free(&res);
+	return n;
+}
+
+static void
+test_metrics_count_the_whole_pool_and_pass_promtool(void)
+{
+	struct http_res	 res;
+	long long	 before, after;
+	char		 path[512];
+	FILE		*f;
+	int		 i;
+
+	for (i = 0; i < 3; i++)
+		http_free_get("/api/health");
+	expect((before = health_count()) >= 3);
+	for (i = 0; i < 40; i++)	/* spread over every worker */
+		http_free_get("/api/health");
+	after = health_count();
+	if (after < before + 40)
+		t_fail(__FILE__, __LINE__, "health counted %lld then %lld", before, after);
+	expect(after >= before + 40);
+
+	res = http_get("/metrics");
+	expect_status(&res, 200);
+	expect(strstr(http_header(&res, "Content-Type"), "text/plain; version=0.0.4") != NULL);
+	expect(strstr(res.body, "djamms_http_request_duration_seconds_bucket{route="
+	    "\"/api/health\",method=\"GET\",le=\"+Inf\"}") != NULL);
+	expect(strstr(res.body, "djamms_pool_workers{state=\"alive\"} 4") != NULL);
+	expect(strstr(res.body, "djamms_db_errors_total{kind=\"connection\"}") != NULL);
+	snprintf(path, sizeof(path), "%s/metrics.txt", stack_dir);
+	expect((f = fopen(path, "w")) != NULL);
+	fwrite(res.body, 1, res.body_len, f);
+	fclose(f);
+	http_free(&res);
+	/* Prometheus's own checker reads it */
+	if (sh("promtool check metrics < %s >&2", path) != 0)
+		t_fail(__FILE__, __LINE__, "promtool check metrics failed on %s", path);
+	/* ids never become labels: a path with one counts under its route */
+	http_free_get("/api/playlists/00000000-0000-4000-8000-000000000000");
+	res = http_get("/metrics");
+	expect(strstr(res.body, "00000000-0000-4000-8000") == NULL);
+	expect(strstr(res.body, "route=\"/api/playlists/:id\"") != NULL);
+	http_free(&res);
+}
+
+static void
+test_metrics_only_from_loopback(void)
+{
+	const char	*port = strrchr(getenv("BASE_URL"), ':') + 1;
+
+	/* another address of the machine (127.0.0.2 here) is not allowed */
+	expect(strcmp(sh_out("curl -sk -o /dev/null -w '%%{http_code}' --interface 127.0.0.2 "
+	    "https://127.0.0.1:%s/metrics", port), "403") == 0);
+	expect(strcmp(sh_out("curl -sk -o /dev/null -w '%%{http_code}' "
+	    "https://127.0.0.1:%s/metrics", port), "200") == 0);
+}
+
 static const struct it_test core_tests[] = {
 	T(test_health_answers_through_nginx_with_a_request_id),
+	T(test_metrics_count_the_whole_pool_and_pass_promtool),
+	T(test_metrics_only_from_loopback),
 	T(test_every_request_is_one_json_log_line),
 	T(test_status_is_200_when_everything_is_up),
 	T(test_info_reads_the_schema_version_from_the_database),
@@ -888,6 +969,7 @@ main(int argc, char **argv)
 	search_tests_init(stack_dir, top);
 	m3u_tests_init(stack_dir, top);
 	scheduler_tests_init(stack_dir, top);
+	settings_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
 	run(music_tests, music_ntests, argc, argv);
@@ -897,6 +979,7 @@ main(int argc, char **argv)
 	run(search_tests, search_ntests, argc, argv);
 	run(m3u_tests, m3u_ntests, argc, argv);
 	run(scheduler_tests, scheduler_ntests, argc, argv);
+	run(settings_tests, settings_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();
 	return failed ? 1 : 0;
