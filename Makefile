@@ -58,7 +58,7 @@ $(B)/test_media: $(CORE_OBJ) $(B)/tests/unit_media.o
 
 $(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/it_music.o \
 	    $(B)/tests/it_library_cli.o $(B)/tests/it_playlists.o $(B)/tests/it_user.o $(B)/tests/it_search.o \
-	    $(B)/tests/it_m3u.o $(B)/tests/it_scheduler.o $(B)/tests/it_settings.o $(B)/tests/http.o
+	    $(B)/tests/it_m3u.o $(B)/tests/it_scheduler.o $(B)/tests/it_settings.o $(B)/tests/it_ops.o $(B)/tests/http.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread -lcrypto $(shell pkg-config --libs json-c)
 
 $(B)/bare_responder: $(B)/tests/bench/bare_responder.o

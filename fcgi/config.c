@@ -177,6 +177,8 @@ config_load(enum config_need need)
 
 	cfg.storage_min_free_mb = env_long("DJAMMS_STORAGE_MIN_FREE_MB", 512, 0,
 	    LONG_MAX / 2);
+	cfg.memory_min_free_mb = env_long("DJAMMS_MEMORY_MIN_FREE_MB", 64, 0,
+	    LONG_MAX / 2);
 	cfg.body_max = env_long("DJAMMS_BODY_MAX", 1048576, 1024, 64L << 20);
 	cfg.json_max_depth = (int)env_long("DJAMMS_JSON_MAX_DEPTH", 32, 2, 1000);
 	cfg.test_routes = (int)env_long("DJAMMS_TEST_ROUTES", 0, 0, 1);

@@ -39,6 +39,7 @@ struct config {
 	long		 redis_timeout_ms;
 	const char	*storage_dir;		/* DJAMMS_STORAGE_DIR */
 	long		 storage_min_free_mb;	/* DJAMMS_STORAGE_MIN_FREE_MB */
+	long		 memory_min_free_mb;	/* DJAMMS_MEMORY_MIN_FREE_MB */
 	long		 body_max;		/* DJAMMS_BODY_MAX */
 	int		 json_max_depth;	/* DJAMMS_JSON_MAX_DEPTH */
 	int		 log_level;		/* DJAMMS_LOG_LEVEL */
@@ -590,6 +591,13 @@ void		 metrics_request(const struct route *rt, enum http_method m,
 		    int status, uint64_t us);
 void		 metrics_db_error(int connection);
 void		 metrics_redis_error(void);
+struct metrics_summary {
+	uint64_t	 requests, errors_4xx, errors_5xx, sum_us;
+	uint64_t	 quantile_us[3];	/* p50, p95, p99: a bucket's bound */
+	uint64_t	 db_errors, redis_errors;
+};
+/* Totals over every route since the pool started. OUT: out. */
+void		 metrics_summary(struct metrics_summary *out);
 /* The Prometheus text exposition of the pool. OUT: len. Pool memory. */
 char		*metrics_render(struct mpool *pool, size_t *len);
 
@@ -855,6 +863,10 @@ extern const struct route_table	playlist_route_table;
 extern const struct route_table	user_route_table;
 extern const struct route_table	scheduler_route_table;
 extern const struct route_table	settings_route_table;
+extern const struct route_table	monitoring_route_table;
+
+/* handlers/monitoring.c: MemTotal and MemAvailable in bytes. 0 if read. */
+int		 memory_read(long long *total, long long *available);
 
 /*
  * handlers/user.c: an ISO 8601 date ("2024-05-01") or date-time

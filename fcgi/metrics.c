@@ -143,6 +143,61 @@ metrics_redis_error(void)
 		__atomic_add_fetch(&mx->redis_errors, 1, __ATOMIC_RELAXED);
 }
 
+void
+metrics_summary(struct metrics_summary *out)
+{
+	uint64_t	 buckets[MX_NBUCKETS + 1] = { 0 }, cum = 0, want;
+	size_t		 ri, mi, si, bi;
+	int		 q;
+	static const int pct[3] = { 50, 95, 99 };
+
+	memset(out, 0, sizeof(*out));
+	if (mx == NULL)
+		return;
+	for (ri = 0; ri <= MX_ROUTES; ri++)
+		for (mi = 0; mi < MX_METHODS; mi++) {
+			struct mx_cell	*c = &mx->cell[ri][mi];
+			uint64_t	 n = __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+			uint64_t	 inb = 0;
+
+			if (n == 0)
+				continue;
+			out->requests += n;
+			out->sum_us += __atomic_load_n(&c->sum_us, __ATOMIC_RELAXED);
+			for (si = 0; si + 1 < MX_NSTATUS; si++) {
+				uint64_t	 k = __atomic_load_n(&c->status[si],
+						    __ATOMIC_RELAXED);
+
+				if (mx_status[si] >= 500)
+					out->errors_5xx += k;
+				else if (mx_status[si] >= 400)
+					out->errors_4xx += k;
+			}
+			for (bi = 0; bi < MX_NBUCKETS; bi++) {
+				uint64_t	 k = __atomic_load_n(&c->bucket[bi],
+						    __ATOMIC_RELAXED);
+
+				buckets[bi] += k;
+				inb += k;
+			}
+			buckets[MX_NBUCKETS] += n > inb ? n - inb : 0;
+		}
+	out->db_errors = __atomic_load_n(&mx->db_errors[0], __ATOMIC_RELAXED) +
+	    __atomic_load_n(&mx->db_errors[1], __ATOMIC_RELAXED);
+	out->redis_errors = __atomic_load_n(&mx->redis_errors, __ATOMIC_RELAXED);
+	/* a quantile is the upper bound of the bucket it falls in */
+	for (q = 0; q < 3 && out->requests > 0; q++) {
+		want = (out->requests * (uint64_t)pct[q] + 99) / 100;
+		for (bi = 0, cum = 0; bi <= MX_NBUCKETS; bi++) {
+			cum += buckets[bi];
+			if (cum >= want && want > 0)
+				break;
+		}
+		out->quantile_us[q] = bi < MX_NBUCKETS ? mx_bound_us[bi] :
+		    mx_bound_us[MX_NBUCKETS - 1];
+	}
+}
+
 /* ---- the text format ------------------------------------------------- */
 
 struct sbuf {

@@ -23,6 +23,7 @@ static const struct route_table *const all_tables[] = {
 	&user_route_table,
 	&scheduler_route_table,
 	&settings_route_table,
+	&monitoring_route_table,
 };
 
 const struct route_table *

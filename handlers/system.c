@@ -106,6 +106,31 @@ check_storage(int *ok)
 	return o;
 }
 
+/* Degraded below DJAMMS_MEMORY_MIN_FREE_MB of available memory. */
+static struct json_object *
+check_memory(int *ok)
+{
+	struct json_object	*o = json_object_new_object();
+	long long		 total, avail;
+
+	if (memory_read(&total, &avail) != 0) {
+		*ok = 1;	/* no /proc/meminfo: nothing to judge by */
+		json_object_object_add(o, "status", json_object_new_string("ok"));
+		json_object_object_add(o, "problem", json_object_new_string("unknown"));
+		return o;
+	}
+	*ok = avail >= (long long)cfg.memory_min_free_mb * 1024 * 1024;
+	json_object_object_add(o, "status", json_object_new_string(*ok ? "ok" : "down"));
+	if (!*ok)
+		json_object_object_add(o, "problem", json_object_new_string(
+		    "low on available memory"));
+	json_object_object_add(o, "available_bytes", json_object_new_int64(avail));
+	json_object_object_add(o, "total_bytes", json_object_new_int64(total));
+	json_object_object_add(o, "min_available_bytes", json_object_new_int64(
+	    (long long)cfg.memory_min_free_mb * 1024 * 1024));
+	return o;
+}
+
 static struct json_object *
 check_pool(int *ok)
 {
@@ -167,15 +192,16 @@ system_status(struct req *r)
 {
 	struct json_object	*o = json_object_new_object();
 	struct json_object	*checks = json_object_new_object();
-	int			 db_up, redis_up, storage_up, pool_up;
+	int			 db_up, redis_up, storage_up, pool_up, memory_up;
 
 	json_object_object_add(checks, "database", check_database(&db_up));
 	json_object_object_add(checks, "redis", check_redis(&redis_up));
 	json_object_object_add(checks, "storage", check_storage(&storage_up));
+	json_object_object_add(checks, "memory", check_memory(&memory_up));
 	json_object_object_add(checks, "pool", check_pool(&pool_up));
 	json_object_object_add(checks, "tokens", check_token_state());
 	{
-		int	 ok = db_up && redis_up && storage_up && pool_up;
+		int	 ok = db_up && redis_up && storage_up && pool_up && memory_up;
 
 		json_object_object_add(o, "status",
 		    json_object_new_string(ok ? "ok" : "degraded"));

@@ -970,6 +970,7 @@ main(int argc, char **argv)
 	m3u_tests_init(stack_dir, top);
 	scheduler_tests_init(stack_dir, top);
 	settings_tests_init(stack_dir, top);
+	ops_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
 	run(music_tests, music_ntests, argc, argv);
@@ -980,6 +981,7 @@ main(int argc, char **argv)
 	run(m3u_tests, m3u_ntests, argc, argv);
 	run(scheduler_tests, scheduler_ntests, argc, argv);
 	run(settings_tests, settings_ntests, argc, argv);
+	run(ops_tests, ops_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();
 	return failed ? 1 : 0;
