@@ -10,7 +10,7 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 
 CC	?= cc
-PKGS	 = json-c libpq hiredis libjwt openssl libargon2 libmagic taglib_c \
+PKGS	 = json-c zlib libpq hiredis libjwt openssl libargon2 libmagic taglib_c \
 	   libavformat libavcodec libavutil vips
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \

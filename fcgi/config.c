@@ -142,6 +142,10 @@ config_load(enum config_need need)
 	if (ncpu < 1)
 		ncpu = 1;
 	cfg.log_level = env_log_level();
+	cfg.log_file = env_str("DJAMMS_LOG_FILE", NULL, 0);
+	cfg.log_max_bytes = (long long)env_long("DJAMMS_LOG_MAX_MB", 50, 1, 100000) *
+	    1024 * 1024;
+	cfg.log_keep = env_long("DJAMMS_LOG_KEEP", 5, 1, 100);
 	cfg.database_url = env_str("DJAMMS_DATABASE_URL", NULL, 1);
 	cfg.db_statement_timeout_ms = env_long("DJAMMS_DB_STATEMENT_TIMEOUT_MS",
 	    5000, 10, 3600000);

@@ -43,6 +43,9 @@ struct config {
 	long		 body_max;		/* DJAMMS_BODY_MAX */
 	int		 json_max_depth;	/* DJAMMS_JSON_MAX_DEPTH */
 	int		 log_level;		/* DJAMMS_LOG_LEVEL */
+	const char	*log_file;		/* DJAMMS_LOG_FILE, NULL: stderr */
+	long long	 log_max_bytes;		/* DJAMMS_LOG_MAX_MB */
+	long		 log_keep;		/* DJAMMS_LOG_KEEP */
 	const char	*sql_dir;		/* DJAMMS_SQL_DIR */
 	int		 test_routes;		/* DJAMMS_TEST_ROUTES */
 	/* accounts and tokens */
@@ -128,6 +131,8 @@ size_t		 json_escape_into(char *buf, size_t len, size_t cap, const char *s);
 /* Wall clock in RFC 3339 UTC with microseconds. OUT: buf[32]. */
 void		 log_time_rfc3339(char buf[40]);
 uint64_t	 now_us(void);		/* CLOCK_MONOTONIC */
+/* The master, every tick: rotate DJAMMS_LOG_FILE once it is too big. */
+void		 log_rotate_check(void);
 
 /* ---- master.c / worker.c: the pool and its shared counters --------- */
 
@@ -864,6 +869,8 @@ extern const struct route_table	user_route_table;
 extern const struct route_table	scheduler_route_table;
 extern const struct route_table	settings_route_table;
 extern const struct route_table	monitoring_route_table;
+extern const struct route_table	device_route_table;
+extern const struct route_table	log_route_table;
 
 /* handlers/monitoring.c: MemTotal and MemAvailable in bytes. 0 if read. */
 int		 memory_read(long long *total, long long *available);

@@ -491,6 +491,7 @@ master_run(void)
 			continue;
 		}
 		check_deadlines();
+		log_rotate_check();
 		respawn_due(sigfd);
 		if (watcher_pid == 0 && watcher_respawn_us != 0 &&
 		    now_us() >= watcher_respawn_us)

@@ -24,6 +24,8 @@ static const struct route_table *const all_tables[] = {
 	&scheduler_route_table,
 	&settings_route_table,
 	&monitoring_route_table,
+	&device_route_table,
+	&log_route_table,
 };
 
 const struct route_table *
