@@ -10,7 +10,7 @@ SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 
 CC	?= cc
-PKGS	 = json-c zlib libpq hiredis libjwt openssl libargon2 libmagic taglib_c \
+PKGS	 = json-c zlib libcurl libpq hiredis libjwt openssl libargon2 libmagic taglib_c \
 	   libavformat libavcodec libavutil vips
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
@@ -58,7 +58,7 @@ $(B)/test_media: $(CORE_OBJ) $(B)/tests/unit_media.o
 
 $(B)/test_integration: $(B)/tests/integration.o $(B)/tests/it_auth.o $(B)/tests/it_music.o \
 	    $(B)/tests/it_library_cli.o $(B)/tests/it_playlists.o $(B)/tests/it_user.o $(B)/tests/it_search.o \
-	    $(B)/tests/it_m3u.o $(B)/tests/it_scheduler.o $(B)/tests/it_settings.o $(B)/tests/it_ops.o $(B)/tests/http.o
+	    $(B)/tests/it_m3u.o $(B)/tests/it_scheduler.o $(B)/tests/it_settings.o $(B)/tests/it_ops.o $(B)/tests/it_jobs.o $(B)/tests/http.o
 	$(CC) $(LDFLAGS) -o $@ $^ -lcurl -lpthread -lcrypto $(shell pkg-config --libs json-c)
 
 $(B)/bare_responder: $(B)/tests/bench/bare_responder.o
@@ -111,19 +111,25 @@ install: $(B)/djamms
 	install -m 0644 nginx/*.in $(DESTDIR)$(DATADIR)/djamms/nginx/
 	install -m 0644 nginx/snippets/*.conf $(DESTDIR)$(DATADIR)/djamms/nginx/snippets/
 	install -m 0644 docs/openapi.yaml README.md $(DESTDIR)$(DATADIR)/doc/djamms/
-	for u in djamms.socket djamms.service djamms-migrate.service; do \
+	ln -sf djamms $(DESTDIR)$(BINDIR)/djamms-jobs
+	for u in djamms.socket djamms.service djamms-migrate.service djamms-jobs.service \
+	    djamms-jobs-hourly.service djamms-mail.service; do \
 	    tools/render systemd/$$u.in BINDIR=$(BINDIR) SYSCONFDIR=$(SYSCONFDIR) \
 	        DATADIR=$(DATADIR) > $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	    chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	install -m 0644 systemd/djamms-jobs-hourly.timer systemd/djamms-mail.timer \
+	    $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/djamms.tmpfiles.conf $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/djamms.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env || \
 	    install -m 0640 systemd/djamms.env.example $(DESTDIR)$(SYSCONFDIR)/djamms/djamms.env
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/djamms
+	rm -f $(DESTDIR)$(BINDIR)/djamms $(DESTDIR)$(BINDIR)/djamms-jobs
 	rm -rf $(DESTDIR)$(DATADIR)/djamms $(DESTDIR)$(DATADIR)/doc/djamms
 	rm -f $(DESTDIR)$(UNITDIR)/djamms.socket $(DESTDIR)$(UNITDIR)/djamms.service \
-	    $(DESTDIR)$(UNITDIR)/djamms-migrate.service
+	    $(DESTDIR)$(UNITDIR)/djamms-migrate.service $(DESTDIR)$(UNITDIR)/djamms-jobs.service \
+	    $(DESTDIR)$(UNITDIR)/djamms-jobs-hourly.service $(DESTDIR)$(UNITDIR)/djamms-jobs-hourly.timer \
+	    $(DESTDIR)$(UNITDIR)/djamms-mail.service $(DESTDIR)$(UNITDIR)/djamms-mail.timer
 	rm -f $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/djamms.conf
 
 clean:

@@ -162,6 +162,24 @@ config_load(enum config_need need)
 		    "absolute path\n", cfg.storage_dir);
 		bad++;
 	}
+	cfg.test_routes = (int)env_long("DJAMMS_TEST_ROUTES", 0, 0, 1);
+	/* background jobs: the runner, and the pool that enqueues them */
+	cfg.smtp_url = env_str("DJAMMS_SMTP_URL", NULL, 0);
+	cfg.smtp_from = env_str("DJAMMS_SMTP_FROM", "djamms <noreply@localhost>", 0);
+	cfg.smtp_user = env_str("DJAMMS_SMTP_USER", NULL, 0);
+	cfg.smtp_password = env_str("DJAMMS_SMTP_PASSWORD", NULL, 0);
+	cfg.smtp_starttls = (int)env_long("DJAMMS_SMTP_STARTTLS", 0, 0, 1);
+	cfg.jobs_workers = (int)env_long("DJAMMS_JOBS_WORKERS", 2, 1, 64);
+	cfg.jobs_backoff_ms = env_long("DJAMMS_JOBS_BACKOFF_MS", 10000, 10, 3600000);
+	cfg.jobs_poll_ms = env_long("DJAMMS_JOBS_POLL_MS", 200, 10, 10000);
+	{
+		static char	 host[64];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		cfg.jobs_name = host;
+	}
 	if (need == CONFIG_ADMIN)
 		return bad ? -1 : 0;
 
@@ -185,7 +203,6 @@ config_load(enum config_need need)
 	    LONG_MAX / 2);
 	cfg.body_max = env_long("DJAMMS_BODY_MAX", 1048576, 1024, 64L << 20);
 	cfg.json_max_depth = (int)env_long("DJAMMS_JSON_MAX_DEPTH", 32, 2, 1000);
-	cfg.test_routes = (int)env_long("DJAMMS_TEST_ROUTES", 0, 0, 1);
 	cfg.jwt_secret = env_secret("DJAMMS_JWT_SECRET", &cfg.jwt_secret_len);
 	cfg.jwt_previous_secret = env_secret("DJAMMS_JWT_PREVIOUS_SECRET",
 	    &cfg.jwt_previous_secret_len);

@@ -70,6 +70,14 @@ struct config {
 	long long	 upload_max;		/* DJAMMS_UPLOAD_MAX */
 	long		 stream_url_ttl_s;	/* DJAMMS_STREAM_URL_TTL_S */
 	long		 list_cache_ttl_s;	/* DJAMMS_LIST_CACHE_TTL_S */
+	const char	*smtp_url;		/* DJAMMS_SMTP_URL, NULL: no mail */
+	const char	*smtp_from;		/* DJAMMS_SMTP_FROM */
+	const char	*smtp_user, *smtp_password; /* DJAMMS_SMTP_USER, _PASSWORD */
+	int		 smtp_starttls;		/* DJAMMS_SMTP_STARTTLS */
+	int		 jobs_workers;		/* DJAMMS_JOBS_WORKERS */
+	long		 jobs_backoff_ms;	/* DJAMMS_JOBS_BACKOFF_MS */
+	long		 jobs_poll_ms;		/* DJAMMS_JOBS_POLL_MS */
+	const char	*jobs_name;		/* this host's name, for runner ids */
 };
 
 enum config_need {
@@ -586,6 +594,17 @@ void		 revoke_library_bump(void);
 int		 revoke_schedule_version(uint64_t *version);
 void		 revoke_schedule_bump(void);
 
+/* ---- jobs.c: background jobs ---------------------------------------- */
+
+/* 1 if type is a job the runner knows ("fail" only in test mode). */
+int		 jobs_type_known(const char *type);
+/* Queue a job (args: a JSON object text or NULL). 0 if queued. OUT: id. */
+int		 jobs_enqueue(const char *type, const char *args_json,
+		    int max_attempts, char id_out[37]);
+long long	 jobs_backoff_ms(int attempts);
+/* djamms jobs run|enqueue ...; the exit status. */
+int		 jobs_cli(int argc, char **argv);
+
 /* ---- metrics.c: counters for GET /metrics --------------------------- */
 
 /* Map the counters (the master, before forking). 0 if done. */
@@ -871,6 +890,7 @@ extern const struct route_table	settings_route_table;
 extern const struct route_table	monitoring_route_table;
 extern const struct route_table	device_route_table;
 extern const struct route_table	log_route_table;
+extern const struct route_table	jobs_route_table;
 
 /* handlers/monitoring.c: MemTotal and MemAvailable in bytes. 0 if read. */
 int		 memory_read(long long *total, long long *available);

@@ -3,6 +3,7 @@
  * `migrate` applies sql/, `admin`, `import` and `catalog` are operator
  * commands, `check-config` validates the environment.
  */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +28,10 @@ usage(void)
 	    "       djamms catalog FILE.csv [--user USERNAME]\n"
 	    "                               load a metadata-only catalogue (tracks\n"
 	    "                               without audio); loading it again adds nothing\n"
+	    "       djamms jobs run [--workers N] [--schedule]\n"
+	    "                               the background job runner (also as djamms-jobs);\n"
+	    "                               --schedule enqueues the periodic jobs itself\n"
+	    "       djamms jobs enqueue TYPE... queue cleanup, popularity or mail now\n"
 	    "       djamms check-config     validate the DJAMMS_* environment\n"
 	    "       djamms version\n");
 	return 2;
@@ -35,8 +40,19 @@ usage(void)
 int
 main(int argc, char **argv)
 {
+	/* the job runner under its own name: djamms-jobs run ... */
+	if (argc >= 1 && strcmp(basename(argv[0]), "djamms-jobs") == 0) {
+		if (config_load(CONFIG_ADMIN) != 0)
+			return 78;
+		return jobs_cli(argc - 1, argv + 1);
+	}
 	if (argc < 2)
 		return usage();
+	if (strcmp(argv[1], "jobs") == 0) {
+		if (config_load(CONFIG_ADMIN) != 0)
+			return 78;
+		return jobs_cli(argc - 2, argv + 2);
+	}
 	if (strcmp(argv[1], "serve") == 0) {
 		if (config_load(CONFIG_SERVE) != 0 || auth_init() != 0)
 			return 78;	/* EX_CONFIG: systemd shows it plainly */

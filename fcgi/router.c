@@ -26,6 +26,7 @@ static const struct route_table *const all_tables[] = {
 	&monitoring_route_table,
 	&device_route_table,
 	&log_route_table,
+	&jobs_route_table,
 };
 
 const struct route_table *

@@ -860,6 +860,16 @@ struct reset_tx {
 	const char	*token;
 };
 
+/* After the reset's commit: the job runner sends it at once. */
+static void
+reset_mail_now(void *arg)
+{
+	(void)arg;
+	if (jobs_enqueue("mail", NULL, 3, NULL) != 0)
+		log_warn("mail job not queued; the runner's minutely run sends it",
+		    NULL);
+}
+
 static enum app_err
 reset_body(struct req *r, void *arg)
 {
@@ -878,6 +888,7 @@ reset_body(struct req *r, void *arg)
 	    "%s/reset-password?token=%s\n\n"
 	    "If it was not you, ignore this message; your password stays as it is.\n",
 	    cfg.public_url, t->token);
+	db_after_commit(reset_mail_now, NULL);
 	return db_exec(r, &res, &st_outbox_insert,
 	    (const char *const[]){ t->email, subject, text });
 }

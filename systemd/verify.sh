@@ -21,7 +21,8 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 render=$here/../tools/render
-units="djamms.socket djamms.service djamms-migrate.service"
+units="djamms.socket djamms.service djamms-migrate.service djamms-jobs.service djamms-jobs-hourly.service djamms-mail.service"
+timers="djamms-jobs-hourly.timer djamms-mail.timer"
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
 	echo "usage: $0 OUTDIR [BINDIR]" >&2
@@ -57,6 +58,7 @@ done
 fail=0
 paths=
 for u in $units; do paths="$paths $out/$u"; done
+for t in $timers; do cp "$here/$t" "$out/$t"; paths="$paths $out/$t"; done
 
 # --recursive-errors=no: only our units decide the exit status, not whatever
 # they pull in from the host.

@@ -107,6 +107,9 @@ void		 settings_tests_init(const char *stack_dir, const char *top);
 extern const struct it_test	 ops_tests[];
 extern const size_t		 ops_ntests;
 void		 ops_tests_init(const char *stack_dir, const char *top);
+extern const struct it_test	 jobs_tests[];
+extern const size_t		 jobs_ntests;
+void		 jobs_tests_init(const char *stack_dir, const char *top);
 
 extern int	 t_failed_now;
 void		 t_fail(const char *file, int line, const char *fmt, ...)

@@ -971,6 +971,7 @@ main(int argc, char **argv)
 	scheduler_tests_init(stack_dir, top);
 	settings_tests_init(stack_dir, top);
 	ops_tests_init(stack_dir, top);
+	jobs_tests_init(stack_dir, top);
 	run(core_tests, sizeof(core_tests) / sizeof(core_tests[0]), argc, argv);
 	run(auth_tests, auth_ntests, argc, argv);
 	run(music_tests, music_ntests, argc, argv);
@@ -982,6 +983,7 @@ main(int argc, char **argv)
 	run(scheduler_tests, scheduler_ntests, argc, argv);
 	run(settings_tests, settings_ntests, argc, argv);
 	run(ops_tests, ops_ntests, argc, argv);
+	run(jobs_tests, jobs_ntests, argc, argv);
 	printf("integration: %d passed, %d failed\n", passed, failed);
 	curl_global_cleanup();
 	return failed ? 1 : 0;

@@ -1,0 +1,686 @@
+/*
+ * fcgi/jobs.c: background jobs on a reliable queue in Redis, and the runner
+ * that works them off (`djamms jobs run`, or the `djamms-jobs` name of the
+ * same binary; djamms-jobs.service).
+ *
+ * A job is a JSON object {"id","type","args","attempts","max_attempts",
+ * "enqueued_at"}. It waits in jobs:queue; a runner process moves it
+ * atomically (LMOVE) to its own list jobs:processing:<runner> while it
+ * runs, and removes it from there when done (the acknowledgement). A
+ * failure puts it on jobs:delayed (a sorted set by due time) with an
+ * exponential back-off, until max_attempts; then on jobs:dead with its
+ * last error, where an admin retries or drops it (GET /api/system/jobs).
+ * Every runner process keeps a heartbeat key (jobs:runner:<id>, 30 s); a
+ * processing list whose runner's heartbeat is gone was left by a crash and
+ * is put back on the queue by whichever runner notices first. Every job
+ * is idempotent (cleanup deletes what is expired, popularity recomputes,
+ * mail marks each message sent in the same transaction that locked it),
+ * so running one twice does no harm.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <hiredis/hiredis.h>
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+#include "djamms.h"
+
+#define JOBS_QUEUE	"jobs:queue"
+#define JOBS_DELAYED	"jobs:delayed"
+#define JOBS_DEAD	"jobs:dead"
+#define JOBS_STATS	"jobs:stats"
+#define DEAD_KEEP	1000
+#define HEARTBEAT_S	30
+
+static const char *const job_types[] = {
+	"cleanup", "popularity", "mail", "fail", NULL
+};
+
+static long long
+wall_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+jobs_type_known(const char *type)
+{
+	const char *const	*t;
+
+	for (t = job_types; *t != NULL; t++)
+		if (strcmp(*t, type) == 0)
+			return strcmp(type, "fail") != 0 || cfg.test_routes;
+	return 0;
+}
+
+static void
+reply_free(struct redisReply *rep)
+{
+	if (rep != NULL)
+		freeReplyObject(rep);
+}
+
+int
+jobs_enqueue(const char *type, const char *args_json, int max_attempts,
+    char id_out[37])
+{
+	struct json_object	*j = json_object_new_object();
+	struct json_object	*args = args_json ? json_tokener_parse(args_json) : NULL;
+	struct redisReply	*rep;
+	unsigned char		 b[16];
+	char			 id[37], tok[40];
+	int			 ok;
+
+	random_token(tok, 16);
+	memcpy(b, tok, 16);
+	/* a version 4 UUID from random bytes */
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(id, sizeof(id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+	    b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	json_object_object_add(j, "id", json_object_new_string(id));
+	json_object_object_add(j, "type", json_object_new_string(type));
+	json_object_object_add(j, "args", args ? args : json_object_new_object());
+	json_object_object_add(j, "attempts", json_object_new_int(0));
+	json_object_object_add(j, "max_attempts", json_object_new_int(
+	    max_attempts > 0 ? max_attempts : 5));
+	json_object_object_add(j, "enqueued_at", json_object_new_int64(wall_ms()));
+	rep = rds_command(NULL, "LPUSH %s %s", JOBS_QUEUE,
+	    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+	ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
+	reply_free(rep);
+	json_object_put(j);
+	if (ok && id_out != NULL)
+		snprintf(id_out, 37, "%s", id);
+	return ok ? 0 : -1;
+}
+
+/* ---- the jobs ------------------------------------------------------- */
+
+static int
+db_run(const char *sql, const char *const *args, int nargs, long *rows)
+{
+	PGresult	*res = PQexecParams(db_conn(), sql, nargs, NULL, args, NULL,
+			    NULL, 0);
+	int		 ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+			    PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (ok && rows != NULL)
+		*rows = atol(PQcmdTuples(res));
+	if (!ok)
+		log_warn("job statement failed", "\"error\":\"%s\"",
+		    PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
+		    PQresultErrorField(res, PG_DIAG_SQLSTATE) : "-");
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/* Expired tokens, resets and share links; old searches; stale temp files. */
+static int
+job_cleanup(struct json_object *args, char *err, size_t errlen)
+{
+	static const char *const sql[] = {
+		"DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'",
+		"DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'",
+		"DELETE FROM revoked_tokens WHERE expires_at < now()",
+		"DELETE FROM outbox WHERE sent_at < now() - interval '30 days'",
+		"DELETE FROM player_devices WHERE last_seen_at < now() - interval '90 days'",
+	};
+	long		 rows, total = 0;
+	size_t		 i;
+
+	(void)args;
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	for (i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (db_run(sql[i], NULL, 0, &rows) != 0) {
+			snprintf(err, errlen, "cleanup statement %zu failed", i);
+			return -1;
+		}
+		total += rows;
+	}
+	log_info("cleanup done", "\"rows\":%ld", total);
+	return 0;
+}
+
+/*
+ * Popularity 0..100 from the last 30 days: plays (each counts 1, a play
+ * of a week ago half) and likes (3 each), on a log scale against the most
+ * popular track. Only rows whose figure changes are written.
+ */
+static int
+job_popularity(struct json_object *args, char *err, size_t errlen)
+{
+	static const char	 sql[] =
+	    "WITH s AS ("
+	    " SELECT t.id, coalesce(p.score, 0) + 3 * coalesce(f.likes, 0) AS score"
+	    " FROM tracks t"
+	    " LEFT JOIN (SELECT track_id, sum(power(0.5, extract(epoch FROM now() - played_at)"
+	    "  / 604800)) AS score FROM playback_history"
+	    "  WHERE played_at > now() - interval '30 days' GROUP BY track_id) p"
+	    "  ON p.track_id = t.id"
+	    " LEFT JOIN (SELECT track_id, count(*) AS likes FROM user_favorites"
+	    "  GROUP BY track_id) f ON f.track_id = t.id"
+	    " WHERE t.is_active),"
+	    " m AS (SELECT greatest(max(score), 1) AS top FROM s)"
+	    " UPDATE tracks t SET popularity = n.pop FROM"
+	    " (SELECT s.id, least(100, round(100 * ln(1 + s.score) / ln(1 + m.top)))::int AS pop"
+	    "  FROM s, m) n WHERE t.id = n.id AND t.popularity <> n.pop";
+	long	 rows;
+
+	(void)args;
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	if (db_run(sql, NULL, 0, &rows) != 0) {
+		snprintf(err, errlen, "popularity update failed");
+		return -1;
+	}
+	log_info("popularity recomputed", "\"changed\":%ld", rows);
+	return 0;
+}
+
+struct mail_src {
+	const char	*data;
+	size_t		 len, off;
+};
+
+static size_t
+mail_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct mail_src	*m = arg;
+	size_t		 k = size * n;
+
+	if (k > m->len - m->off)
+		k = m->len - m->off;
+	memcpy(buf, m->data + m->off, k);
+	m->off += k;
+	return k;
+}
+
+/* One message by SMTP. 0 if the server took it. OUT: err. */
+static int
+smtp_send(const char *to, const char *subject, const char *body, char *err,
+    size_t errlen)
+{
+	CURL			*c = curl_easy_init();
+	struct curl_slist	*rcpt = NULL;
+	struct mail_src		 m;
+	char			 date[64], *msg;
+	time_t			 now = time(NULL);
+	struct tm		 tm;
+	CURLcode		 rc;
+	size_t			 cap;
+
+	if (c == NULL) {
+		snprintf(err, errlen, "curl unavailable");
+		return -1;
+	}
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	cap = strlen(to) + strlen(subject) + strlen(body) + strlen(cfg.smtp_from) + 512;
+	if ((msg = malloc(cap)) == NULL)
+		abort();
+	m.len = (size_t)snprintf(msg, cap, "Date: %s\r\nFrom: %s\r\nTo: <%s>\r\n"
+	    "Subject: %s\r\nMIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n", date, cfg.smtp_from, to,
+	    subject, body);
+	m.data = msg;
+	m.off = 0;
+	rcpt = curl_slist_append(rcpt, to);
+	curl_easy_setopt(c, CURLOPT_URL, cfg.smtp_url);
+	curl_easy_setopt(c, CURLOPT_MAIL_FROM, cfg.smtp_from);
+	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, mail_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, &m);
+	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (cfg.smtp_user != NULL) {
+		curl_easy_setopt(c, CURLOPT_USERNAME, cfg.smtp_user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, cfg.smtp_password ?
+		    cfg.smtp_password : "");
+	}
+	if (strncmp(cfg.smtp_url, "smtps://", 8) != 0)
+		curl_easy_setopt(c, CURLOPT_USE_SSL, cfg.smtp_starttls ?
+		    (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK)
+		snprintf(err, errlen, "smtp: %s", curl_easy_strerror(rc));
+	curl_slist_free_all(rcpt);
+	curl_easy_cleanup(c);
+	free(msg);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/*
+ * The outbox: every message due, each locked (SKIP LOCKED: runners share
+ * the work), sent, and marked sent in the same transaction, so a message
+ * is never sent by two runners; a failure is recorded on the message and
+ * it is tried again later (its own back-off), the job itself succeeds.
+ */
+static int
+job_mail(struct json_object *args, char *err, size_t errlen)
+{
+	PGconn		*c;
+	int		 sent = 0, failed = 0;
+
+	(void)args;
+	if (cfg.smtp_url == NULL) {
+		snprintf(err, errlen, "DJAMMS_SMTP_URL is not set");
+		return -1;
+	}
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	c = db_conn();
+	for (;;) {
+		PGresult	*res;
+		char		 e[256] = "";
+		const char	*id;
+		int		 ok;
+
+		res = PQexec(c, "BEGIN");
+		PQclear(res);
+		res = PQexec(c, "SELECT id, to_address, subject, body FROM outbox"
+		    " WHERE sent_at IS NULL AND send_after <= now() AND attempts < 10"
+		    " ORDER BY send_after LIMIT 1 FOR UPDATE SKIP LOCKED");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
+			PQclear(res);
+			res = PQexec(c, "ROLLBACK");
+			PQclear(res);
+			break;
+		}
+		id = PQgetvalue(res, 0, 0);
+		ok = smtp_send(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+		    PQgetvalue(res, 0, 3), e, sizeof(e)) == 0;
+		{
+			const char	*a[2] = { id, e };
+			PGresult	*u = PQexecParams(c, ok ?
+			    "UPDATE outbox SET sent_at = now(), attempts = attempts + 1,"
+			    " last_error = NULL WHERE id = $1 AND $2::text IS NOT NULL" :
+			    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
+			    " send_after = now() + make_interval(secs => 30 * power(2,"
+			    " least(attempts, 10))) WHERE id = $1", 2, NULL, a, NULL,
+			    NULL, 0);
+
+			PQclear(u);
+		}
+		PQclear(res);
+		res = PQexec(c, "COMMIT");
+		PQclear(res);
+		if (ok)
+			sent++;
+		else {
+			failed++;
+			log_warn("mail not sent", "\"error\":\"%s\"", e);
+			break;		/* the server is likely down: later */
+		}
+	}
+	log_info("mail done", "\"sent\":%d,\"failed\":%d", sent, failed);
+	if (failed > 0 && sent == 0) {
+		snprintf(err, errlen, "the mail server refused or is away");
+		return -1;
+	}
+	return 0;
+}
+
+/* Tests only (DJAMMS_TEST_ROUTES=1): always fails. */
+static int
+job_fail(struct json_object *args, char *err, size_t errlen)
+{
+	(void)args;
+	snprintf(err, errlen, "failing on purpose");
+	return -1;
+}
+
+static int
+job_run(const char *type, struct json_object *args, char *err, size_t errlen)
+{
+	if (strcmp(type, "cleanup") == 0)
+		return job_cleanup(args, err, errlen);
+	if (strcmp(type, "popularity") == 0)
+		return job_popularity(args, err, errlen);
+	if (strcmp(type, "mail") == 0)
+		return job_mail(args, err, errlen);
+	if (strcmp(type, "fail") == 0 && cfg.test_routes)
+		return job_fail(args, err, errlen);
+	snprintf(err, errlen, "unknown job type");
+	return -1;
+}
+
+/* ---- the runner ----------------------------------------------------- */
+
+/* Due delayed jobs back on the queue, atomically. */
+static const char	 promote_lua[] =
+	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)"
+	" for _, j in ipairs(due) do redis.call('ZREM', KEYS[1], j)"
+	" redis.call('LPUSH', KEYS[2], j) end return #due";
+
+/* A dead runner's list back on the queue, atomically. */
+static const char	 recover_lua[] =
+	"if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end"
+	" local n = 0 while redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) do n = n + 1 end"
+	" return n";
+
+static volatile sig_atomic_t	 jobs_stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	jobs_stop = 1;
+}
+
+static void
+recover_orphans(void)
+{
+	struct redisReply	*rep;
+	char			 cursor[32] = "0";
+	size_t			 i;
+
+	do {
+		rep = rds_command(NULL, "SCAN %s MATCH jobs:processing:* COUNT 100", cursor);
+		if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+			reply_free(rep);
+			return;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+		for (i = 0; i < rep->element[1]->elements; i++) {
+			const char		*list = rep->element[1]->element[i]->str;
+			char			 hb[160];
+			struct redisReply	*r2;
+
+			snprintf(hb, sizeof(hb), "jobs:runner:%s",
+			    list + strlen("jobs:processing:"));
+			r2 = rds_command(NULL, "EVAL %s 3 %s %s %s", recover_lua, list,
+			    JOBS_QUEUE, hb);
+			if (r2 != NULL && r2->type == REDIS_REPLY_INTEGER && r2->integer > 0)
+				log_warn("jobs of a dead runner put back on the queue",
+				    "\"list\":\"%s\",\"jobs\":%lld", list, r2->integer);
+			reply_free(r2);
+		}
+		reply_free(rep);
+	} while (strcmp(cursor, "0") != 0);
+}
+
+/* Back-off before attempt n + 1: base * 2^(n-1), at most an hour. */
+long long
+jobs_backoff_ms(int attempts)
+{
+	long long	 ms = cfg.jobs_backoff_ms;
+	int		 i;
+
+	for (i = 1; i < attempts && ms < 3600000; i++)
+		ms *= 2;
+	return ms < 3600000 ? ms : 3600000;
+}
+
+static void
+work_one(const char *proc, const char *raw)
+{
+	struct json_object	*j = json_tokener_parse(raw), *v;
+	char			 err[512] = "";
+	const char		*type = NULL;
+	int			 attempts = 0, max = 5, rc;
+	uint64_t		 t0 = now_us();
+
+	if (j != NULL && json_object_object_get_ex(j, "type", &v))
+		type = json_object_get_string(v);
+	if (j != NULL && json_object_object_get_ex(j, "attempts", &v))
+		attempts = json_object_get_int(v);
+	if (j != NULL && json_object_object_get_ex(j, "max_attempts", &v))
+		max = json_object_get_int(v);
+	if (type == NULL) {
+		snprintf(err, sizeof(err), "not a job");
+		rc = -1;
+		attempts = max;		/* nothing to retry */
+	} else {
+		json_object_object_get_ex(j, "args", &v);
+		rc = job_run(type, v, err, sizeof(err));
+	}
+	if (rc == 0) {
+		reply_free(rds_command(NULL, "HINCRBY %s done:%s 1", JOBS_STATS, type));
+		log_info("job done", "\"type\":\"%s\",\"duration_us\":%llu", type,
+		    (unsigned long long)(now_us() - t0));
+	} else {
+		char	 esc[600];
+
+		attempts++;
+		if (j == NULL)
+			j = json_object_new_object();
+		json_object_object_add(j, "attempts", json_object_new_int(attempts));
+		json_object_object_add(j, "last_error", json_object_new_string(err));
+		json_object_object_add(j, "failed_at", json_object_new_int64(wall_ms()));
+		json_escape_into(esc, 0, sizeof(esc), err);
+		if (attempts >= max) {
+			reply_free(rds_command(NULL, "LPUSH %s %s", JOBS_DEAD,
+			    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)));
+			reply_free(rds_command(NULL, "LTRIM %s 0 %d", JOBS_DEAD, DEAD_KEEP - 1));
+			reply_free(rds_command(NULL, "HINCRBY %s dead:%s 1", JOBS_STATS,
+			    type ? type : "-"));
+			log_error("job failed for good", "\"type\":\"%s\",\"attempts\":%d,"
+			    "\"error\":\"%s\"", type ? type : "-", attempts, esc);
+		} else {
+			reply_free(rds_command(NULL, "ZADD %s %lld %s", JOBS_DELAYED,
+			    wall_ms() + jobs_backoff_ms(attempts),
+			    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)));
+			reply_free(rds_command(NULL, "HINCRBY %s retried:%s 1", JOBS_STATS,
+			    type));
+			log_warn("job failed; retried later", "\"type\":\"%s\","
+			    "\"attempts\":%d,\"error\":\"%s\"", type, attempts, esc);
+		}
+	}
+	/* the acknowledgement: it leaves the processing list last */
+	reply_free(rds_command(NULL, "LREM %s 1 %s", proc, raw));
+	json_object_put(j);
+}
+
+static void
+schedule_tick(long long *next_hourly, long long *next_minutely)
+{
+	long long	 now = wall_ms();
+
+	if (now >= *next_minutely) {
+		jobs_enqueue("mail", NULL, 3, NULL);
+		*next_minutely = now + 60000;
+	}
+	if (now >= *next_hourly) {
+		jobs_enqueue("cleanup", NULL, 3, NULL);
+		jobs_enqueue("popularity", NULL, 3, NULL);
+		*next_hourly = now + 3600000;
+	}
+}
+
+static void
+runner_loop(int index, int schedule)
+{
+	char			 id[96], proc[160], hb[160];
+	uint64_t		 last_hb = 0, last_recover = 0;
+	long long		 next_hourly = 0, next_minutely = 0;
+
+	snprintf(id, sizeof(id), "%s-%ld-%d", cfg.jobs_name, (long)getpid(), index);
+	snprintf(proc, sizeof(proc), "jobs:processing:%s", id);
+	snprintf(hb, sizeof(hb), "jobs:runner:%s", id);
+	log_info("job runner started", "\"runner\":\"%s\"", id);
+	while (!jobs_stop) {
+		struct redisReply	*rep;
+
+		if (now_us() - last_hb >= 5000000) {
+			reply_free(rds_command(NULL, "SET %s %lld EX %d", hb, wall_ms(),
+			    HEARTBEAT_S));
+			last_hb = now_us();
+		}
+		if (now_us() - last_recover >= 10000000) {
+			recover_orphans();
+			last_recover = now_us();
+		}
+		if (schedule && index == 0)
+			schedule_tick(&next_hourly, &next_minutely);
+		reply_free(rds_command(NULL, "EVAL %s 2 %s %s %lld", promote_lua,
+		    JOBS_DELAYED, JOBS_QUEUE, wall_ms()));
+		rep = rds_command(NULL, "LMOVE %s %s RIGHT LEFT", JOBS_QUEUE, proc);
+		if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+			char	*raw = strdup(rep->str);
+
+			reply_free(rep);
+			if (raw == NULL)
+				abort();
+			work_one(proc, raw);
+			free(raw);
+			continue;
+		}
+		reply_free(rep);
+		usleep(cfg.jobs_poll_ms * 1000);
+	}
+	reply_free(rds_command(NULL, "DEL %s", hb));
+	log_info("job runner stopped", "\"runner\":\"%s\"", id);
+}
+
+static int
+runner_child(int index, int schedule)
+{
+	struct sigaction	 sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rds_connect();
+	db_connect();
+	runner_loop(index, schedule);
+	db_disconnect();
+	rds_disconnect();
+	curl_global_cleanup();
+	return 0;
+}
+
+/* djamms jobs run [--workers N] [--schedule]: the runner's master. */
+static int
+runner_run(int workers, int schedule)
+{
+	pid_t			*pids;
+	struct sigaction	 sa;
+	int			 i, alive;
+
+	if ((pids = calloc((size_t)workers, sizeof(*pids))) == NULL)
+		abort();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	log_info("job runner starting", "\"workers\":%d,\"schedule\":%s", workers,
+	    schedule ? "true" : "false");
+	for (;;) {
+		for (i = 0; i < workers && !jobs_stop; i++) {
+			if (pids[i] > 0)
+				continue;
+			if ((pids[i] = fork()) == 0)
+				_exit(runner_child(i, schedule));
+		}
+		if (jobs_stop)
+			break;
+		{
+			int	 status;
+			pid_t	 p = waitpid(-1, &status, 0);
+
+			for (i = 0; p > 0 && i < workers; i++)
+				if (pids[i] == p) {
+					pids[i] = 0;
+					if (!jobs_stop) {
+						log_warn("job runner process ended; replaced",
+						    "\"status\":%d", status);
+						sleep(1);
+					}
+				}
+		}
+	}
+	for (i = 0; i < workers; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	do {
+		alive = 0;
+		for (i = 0; i < workers; i++)
+			if (pids[i] > 0 && waitpid(pids[i], NULL, 0) == pids[i])
+				pids[i] = 0;
+			else if (pids[i] > 0)
+				alive++;
+	} while (alive > 0 && errno == EINTR);
+	free(pids);
+	log_info("job runner stopped", NULL);
+	return 0;
+}
+
+int
+jobs_cli(int argc, char **argv)
+{
+	int	 i;
+
+	if (argc >= 1 && strcmp(argv[0], "run") == 0) {
+		int	 workers = cfg.jobs_workers, schedule = 0;
+
+		for (i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--schedule") == 0)
+				schedule = 1;
+			else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc)
+				workers = atoi(argv[++i]);
+			else {
+				fprintf(stderr, "djamms jobs run: unknown argument %s\n", argv[i]);
+				return 2;
+			}
+		}
+		if (workers < 1 || workers > 64) {
+			fprintf(stderr, "djamms jobs run: --workers is 1 to 64\n");
+			return 2;
+		}
+		return runner_run(workers, schedule);
+	}
+	if (argc >= 2 && strcmp(argv[0], "enqueue") == 0) {
+		int	 rc = 0;
+
+		if (rds_connect() != 0) {
+			fprintf(stderr, "djamms jobs enqueue: Redis is not reachable\n");
+			return 1;
+		}
+		for (i = 1; i < argc; i++) {
+			char	 id[37];
+
+			if (!jobs_type_known(argv[i])) {
+				fprintf(stderr, "djamms jobs enqueue: unknown job type %s\n",
+				    argv[i]);
+				rc = 2;
+				continue;
+			}
+			if (jobs_enqueue(argv[i], NULL, 3, id) != 0) {
+				fprintf(stderr, "djamms jobs enqueue: %s not queued\n", argv[i]);
+				rc = 1;
+			} else
+				printf("%s %s\n", argv[i], id);
+		}
+		rds_disconnect();
+		return rc;
+	}
+	fprintf(stderr, "usage: djamms jobs run [--workers N] [--schedule]\n"
+	    "       djamms jobs enqueue TYPE...  (cleanup, popularity, mail)\n");
+	return 2;
+}

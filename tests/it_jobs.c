@@ -1,0 +1,229 @@
+/*
+ * tests/it_jobs.c: the background job runner against the real Redis and
+ * Postgres of the stack: a job queued through the API runs and is counted;
+ * a failing job is retried with back-off, then kept as dead with its error
+ * until an admin retries or drops it; the jobs a crashed runner held are
+ * recovered; a password reset reaches a (fake) SMTP server on loopback.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "http.h"
+
+static const char	*stack_dir, *top_dir;
+static int		 smtp_port;
+static struct it_session admin;
+static int		 have_admin, runner_up;
+
+static const struct it_session *
+adm(void)
+{
+	if (!have_admin && it_new_admin("jobsadm", &admin) == 0)
+		have_admin = 1;
+	return &admin;
+}
+
+/* The fake SMTP server and the runner (2 processes, fast back-off). */
+static int
+start_runner(void)
+{
+	if (runner_up)
+		return 0;
+	smtp_port = 20000 + (int)(getpid() % 20000);
+	if (sh("rm -rf %s/smtp && (python3 %s/tests/fakes/smtp.py %d %s/smtp "
+	    ">%s/log/smtp.log 2>&1 & echo $! > %s/run/smtp.pid)", stack_dir, top_dir,
+	    smtp_port, stack_dir, stack_dir, stack_dir) != 0)
+		return -1;
+	sleep_ms(300);
+	if (sh("DJAMMS_SMTP_URL=smtp://127.0.0.1:%d DJAMMS_JOBS_BACKOFF_MS=100 "
+	    "DJAMMS_JOBS_POLL_MS=50 STACK_JOBS_ARGS='--workers 2' %s/tools/stack "
+	    "jobs-start %s", smtp_port, top_dir, stack_dir) != 0)
+		return -1;
+	runner_up = 1;
+	sleep_ms(300);
+	return 0;
+}
+
+static void
+stop_runner(void)
+{
+	sh("%s/tools/stack jobs-stop %s", top_dir, stack_dir);
+	sh("kill $(cat %s/run/smtp.pid) 2>/dev/null", stack_dir);
+	runner_up = 0;
+}
+
+/* counts[key] of GET /api/system/jobs, or -1. */
+static long long
+job_count(const char *key)
+{
+	char		 path[128];
+	struct http_res	 res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+	long long	 n;
+
+	snprintf(path, sizeof(path), "counts.%s", key);
+	n = res.status == 200 ? json_int(&res, path, 0) : -1;
+	http_free(&res);
+	return n;
+}
+
+/* Wait up to ms for counts[key] to reach want. */
+static int
+wait_count(const char *key, long long want, long ms)
+{
+	long	 t;
+
+	for (t = 0; t < ms; t += 100) {
+		if (job_count(key) >= want)
+			return 1;
+		sleep_ms(100);
+	}
+	return 0;
+}
+
+static const char *
+redis(const char *cmd)
+{
+	return sh_out("redis-cli -s %s/run/redis.sock %s", stack_dir, cmd);
+}
+
+static void
+test_jobs_queued_through_the_api_run_and_are_counted(void)
+{
+	struct it_session	 u;
+	struct http_res		 res;
+	long long		 before;
+
+	expect(start_runner() == 0);
+	expect(it_new_user("jobsu", &u) == 0);
+	expect(it_status("GET", "/api/system/jobs", u.access, NULL) == 403);
+	expect(it_status("POST", "/api/system/jobs", u.access, "{\"type\":\"cleanup\"}") == 403);
+	expect(it_status("POST", "/api/system/jobs", adm()->access, "{\"type\":\"mine\"}") == 422);
+	expect(it_status("POST", "/api/system/jobs", adm()->access, "{}") == 422);
+	/* something for cleanup to remove */
+	it_psql("INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES"
+	    " ('expired-jti-0123456789', '%s', now() - interval '1 hour')", u.id);
+	before = job_count("done:cleanup");
+	res = http_bearer("POST", "/api/system/jobs", adm()->access, "{\"type\":\"cleanup\"}");
+	expect_status(&res, 202);
+	expect_json_str(&res, "status", "queued");
+	http_free(&res);
+	expect(wait_count("done:cleanup", before + 1, 5000));
+	expect(strcmp(it_psql("SELECT count(*) FROM revoked_tokens"
+	    " WHERE jti = 'expired-jti-0123456789'"), "0") == 0);
+	res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+	expect_status(&res, 200);
+	expect(json_int(&res, "queued", -1) >= 0);
+	expect(json_array(&res, "runners") != NULL &&
+	    json_object_array_length(json_array(&res, "runners")) >= 2);	/* two processes */
+	http_free(&res);
+	/* popularity: a liked track rises */
+	before = job_count("done:popularity");
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"popularity\"}") == 202);
+	expect(wait_count("done:popularity", before + 1, 5000));
+}
+
+static void
+test_jobs_failures_retry_with_backoff_then_die_until_an_admin_acts(void)
+{
+	struct http_res	 res;
+	char		 id[37], path[160];
+	long		 t;
+	int		 found = 0;
+
+	expect(start_runner() == 0);
+	res = http_bearer("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"fail\",\"max_attempts\":3}");
+	expect_status(&res, 202);
+	snprintf(id, sizeof(id), "%s", json_str(&res, "id"));
+	http_free(&res);
+	/* three attempts (100 ms, then 200 ms apart), then dead with its error */
+	for (t = 0; t < 8000 && !found; t += 200) {
+		sleep_ms(200);
+		res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+		if (json_str(&res, "dead.0.id") && strcmp(json_str(&res, "dead.0.id"), id) == 0) {
+			found = 1;
+			expect(json_int(&res, "dead.0.attempts", 0) == 3);
+			expect_json_str(&res, "dead.0.last_error", "failing on purpose");
+		}
+		http_free(&res);
+	}
+	expect(found);
+	expect(job_count("retried:fail") >= 2);
+	/* retried by an admin: queued again, and dead again after three more */
+	snprintf(path, sizeof(path), "/api/system/jobs/dead/%s/retry", id);
+	expect(it_status("POST", path, adm()->access, NULL) == 202);
+	expect(wait_count("dead:fail", 2, 8000));
+	/* dropped */
+	snprintf(path, sizeof(path), "/api/system/jobs/dead/%s", id);
+	expect(it_status("DELETE", path, adm()->access, NULL) == 204);
+	expect(it_status("DELETE", path, adm()->access, NULL) == 404);
+	expect(it_status("DELETE", "/api/system/jobs/dead/nope", adm()->access, NULL) == 400);
+}
+
+static void
+test_jobs_of_a_crashed_runner_are_recovered(void)
+{
+	long long	 before;
+	char		 cmd[512];
+
+	expect(start_runner() == 0);
+	before = job_count("done:cleanup");
+	/* a runner that died holding a job: its list, no heartbeat */
+	snprintf(cmd, sizeof(cmd), "LPUSH jobs:processing:ghost-1-0 "
+	    "'{\"id\":\"6f1c1e2a-5b7d-4c3e-9a8b-0c1d2e3f4a5b\",\"type\":\"cleanup\","
+	    "\"args\":{},\"attempts\":0,\"max_attempts\":3}'");
+	expect(atol(redis(cmd)) == 1);
+	expect(wait_count("done:cleanup", before + 1, 15000));
+	expect(strcmp(redis("EXISTS jobs:processing:ghost-1-0"), "0") == 0);
+}
+
+static void
+test_jobs_password_reset_mail_reaches_the_smtp_server(void)
+{
+	char		 name[64], body[256];
+	const char	*mail;
+	long		 t;
+
+	expect(start_runner() == 0);
+	snprintf(name, sizeof(name), "mailme%ld", (long)getpid() % 100000);
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
+	    "\"password\":\"" IT_PASSWORD "\"}", name, name);
+	expect(it_status("POST", "/api/auth/register", NULL, body) == 201);
+	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
+	t = it_status("POST", "/api/auth/password-reset", NULL, body);
+	expect(t == 200 || t == 202);
+	for (t = 0; t < 5000; t += 100) {
+		if (sh("grep -lq 'reset-password?token=' %s/smtp/*.eml 2>/dev/null", stack_dir) == 0)
+			break;
+		sleep_ms(100);
+	}
+	mail = sh_out("cat $(grep -l '%s@example.org' %s/smtp/*.env | head -n 1 |"
+	    " sed 's/env$/eml/')", name, stack_dir);
+	expect(strstr(mail, "Subject: Reset your djamms password") != NULL);
+	expect(strstr(mail, "reset-password?token=") != NULL);
+	expect(strcmp(it_psql("SELECT count(*) FROM outbox WHERE to_address = '%s@example.org'"
+	    " AND sent_at IS NOT NULL", name), "1") == 0);
+	stop_runner();
+}
+
+const struct it_test jobs_tests[] = {
+#define T(f) { #f, f }
+	T(test_jobs_queued_through_the_api_run_and_are_counted),
+	T(test_jobs_failures_retry_with_backoff_then_die_until_an_admin_acts),
+	T(test_jobs_of_a_crashed_runner_are_recovered),
+	T(test_jobs_password_reset_mail_reaches_the_smtp_server),
+#undef T
+};
+const size_t jobs_ntests = sizeof(jobs_tests) / sizeof(jobs_tests[0]);
+
+void
+jobs_tests_init(const char *dir, const char *top)
+{
+	stack_dir = dir;
+	top_dir = top;
+}
