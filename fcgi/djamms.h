@@ -602,6 +602,13 @@ int		 jobs_type_known(const char *type);
 int		 jobs_enqueue(const char *type, const char *args_json,
 		    int max_attempts, char id_out[37]);
 long long	 jobs_backoff_ms(int attempts);
+long long	 jobs_now_ms(void);		/* wall clock, ms since 1970 */
+/*
+ * For the status: runners heard from in the last 30 s, jobs waiting, and
+ * the age in seconds of the oldest waiting (-1 if none). -1 if Redis is
+ * away.
+ */
+int		 jobs_health(long long *runners, long long *queued, long long *oldest_s);
 /* djamms jobs run|enqueue ...; the exit status. */
 int		 jobs_cli(int argc, char **argv);
 

@@ -54,6 +54,50 @@ wall_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void
+reply_free(struct redisReply *rep)
+{
+	if (rep != NULL)
+		freeReplyObject(rep);
+}
+
+long long
+jobs_now_ms(void)
+{
+	return wall_ms();
+}
+
+int
+jobs_health(long long *runners, long long *queued, long long *oldest_s)
+{
+	struct redisReply	*rep;
+
+	*runners = *queued = 0;
+	*oldest_s = -1;
+	rep = rds_command(NULL, "ZCOUNT jobs:runners %lld +inf", wall_ms() - 30000);
+	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
+		reply_free(rep);
+		return -1;
+	}
+	*runners = rep->integer;
+	reply_free(rep);
+	rep = rds_command(NULL, "LLEN %s", JOBS_QUEUE);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		*queued = rep->integer;
+	reply_free(rep);
+	/* the oldest waits at the right end */
+	rep = rds_command(NULL, "LINDEX %s -1", JOBS_QUEUE);
+	if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+		struct json_object	*j = json_tokener_parse(rep->str), *v;
+
+		if (j != NULL && json_object_object_get_ex(j, "enqueued_at", &v))
+			*oldest_s = (wall_ms() - json_object_get_int64(v)) / 1000;
+		json_object_put(j);
+	}
+	reply_free(rep);
+	return 0;
+}
+
 int
 jobs_type_known(const char *type)
 {
@@ -63,13 +107,6 @@ jobs_type_known(const char *type)
 		if (strcmp(*t, type) == 0)
 			return strcmp(type, "fail") != 0 || cfg.test_routes;
 	return 0;
-}
-
-static void
-reply_free(struct redisReply *rep)
-{
-	if (rep != NULL)
-		freeReplyObject(rep);
 }
 
 int
@@ -527,6 +564,10 @@ runner_loop(int index, int schedule)
 		if (now_us() - last_hb >= 5000000) {
 			reply_free(rds_command(NULL, "SET %s %lld EX %d", hb, wall_ms(),
 			    HEARTBEAT_S));
+			/* the runners and when each was last heard from */
+			reply_free(rds_command(NULL, "ZADD jobs:runners %lld %s", wall_ms(), id));
+			reply_free(rds_command(NULL, "ZREMRANGEBYSCORE jobs:runners -inf %lld",
+			    wall_ms() - 86400000LL));
 			last_hb = now_us();
 		}
 		if (now_us() - last_recover >= 10000000) {
@@ -552,6 +593,7 @@ runner_loop(int index, int schedule)
 		usleep(cfg.jobs_poll_ms * 1000);
 	}
 	reply_free(rds_command(NULL, "DEL %s", hb));
+	reply_free(rds_command(NULL, "ZREM jobs:runners %s", id));
 	log_info("job runner stopped", "\"runner\":\"%s\"", id);
 }
 

@@ -106,6 +106,35 @@ check_storage(int *ok)
 	return o;
 }
 
+/*
+ * The job runner: how many runners were heard from in the last 30 s and
+ * how long the oldest job has waited. Down only when jobs have waited over
+ * five minutes (nobody is working them off); an idle queue without a
+ * runner is fine for the API.
+ */
+static struct json_object *
+check_jobs(int *ok)
+{
+	struct json_object	*o = json_object_new_object();
+	long long		 runners, queued, oldest;
+
+	if (jobs_health(&runners, &queued, &oldest) != 0) {
+		*ok = 1;	/* Redis's own check says it is down */
+		json_object_object_add(o, "status", json_object_new_string("unknown"));
+		return o;
+	}
+	*ok = !(queued > 0 && oldest > 300);
+	json_object_object_add(o, "status", json_object_new_string(*ok ? "ok" : "down"));
+	if (!*ok)
+		json_object_object_add(o, "problem", json_object_new_string(runners == 0 ?
+		    "jobs are waiting and no runner is alive" :
+		    "jobs have waited over five minutes"));
+	json_object_object_add(o, "runners", json_object_new_int64(runners));
+	json_object_object_add(o, "queued", json_object_new_int64(queued));
+	json_object_object_add(o, "oldest_waiting_s", json_object_new_int64(oldest));
+	return o;
+}
+
 /* Degraded below DJAMMS_MEMORY_MIN_FREE_MB of available memory. */
 static struct json_object *
 check_memory(int *ok)
@@ -192,16 +221,18 @@ system_status(struct req *r)
 {
 	struct json_object	*o = json_object_new_object();
 	struct json_object	*checks = json_object_new_object();
-	int			 db_up, redis_up, storage_up, pool_up, memory_up;
+	int			 db_up, redis_up, storage_up, pool_up, memory_up, jobs_up;
 
 	json_object_object_add(checks, "database", check_database(&db_up));
 	json_object_object_add(checks, "redis", check_redis(&redis_up));
 	json_object_object_add(checks, "storage", check_storage(&storage_up));
 	json_object_object_add(checks, "memory", check_memory(&memory_up));
+	json_object_object_add(checks, "jobs", check_jobs(&jobs_up));
 	json_object_object_add(checks, "pool", check_pool(&pool_up));
 	json_object_object_add(checks, "tokens", check_token_state());
 	{
-		int	 ok = db_up && redis_up && storage_up && pool_up && memory_up;
+		int	 ok = db_up && redis_up && storage_up && pool_up && memory_up &&
+			    jobs_up;
 
 		json_object_object_add(o, "status",
 		    json_object_new_string(ok ? "ok" : "degraded"));

@@ -120,7 +120,12 @@ test_jobs_queued_through_the_api_run_and_are_counted(void)
 	expect(json_array(&res, "runners") != NULL &&
 	    json_object_array_length(json_array(&res, "runners")) >= 2);	/* two processes */
 	http_free(&res);
-	/* popularity: a liked track rises */
+	/* the status sees the runners */
+	res = http_get("/api/system/status");
+	expect_json_str(&res, "checks.jobs.status", "ok");
+	expect(json_int(&res, "checks.jobs.runners", 0) >= 2);
+	http_free(&res);
+	/* popularity */
 	before = job_count("done:popularity");
 	expect(it_status("POST", "/api/system/jobs", adm()->access,
 	    "{\"type\":\"popularity\"}") == 202);
