@@ -77,6 +77,8 @@ struct config {
 	int		 jobs_workers;		/* DJAMMS_JOBS_WORKERS */
 	long		 jobs_backoff_ms;	/* DJAMMS_JOBS_BACKOFF_MS */
 	long		 jobs_poll_ms;		/* DJAMMS_JOBS_POLL_MS */
+	long		 jobs_heartbeat_s;	/* DJAMMS_JOBS_HEARTBEAT_S */
+	long		 mail_max_attempts;	/* DJAMMS_MAIL_MAX_ATTEMPTS */
 	const char	*jobs_name;		/* this host's name, for runner ids */
 };
 

@@ -10,7 +10,8 @@
  * failure puts it on jobs:delayed (a sorted set by due time) with an
  * exponential back-off, until max_attempts; then on jobs:dead with its
  * last error, where an admin retries or drops it (GET /api/system/jobs).
- * Every runner process keeps a heartbeat key (jobs:runner:<id>, 30 s); a
+ * Every runner process keeps a heartbeat key (jobs:runner:<id>,
+ * DJAMMS_JOBS_HEARTBEAT_S, 30 s by default); a
  * processing list whose runner's heartbeat is gone was left by a crash and
  * is put back on the queue by whichever runner notices first. Every job
  * is idempotent (cleanup deletes what is expired, popularity recomputes,
@@ -39,10 +40,9 @@
 #define JOBS_DEAD	"jobs:dead"
 #define JOBS_STATS	"jobs:stats"
 #define DEAD_KEEP	1000
-#define HEARTBEAT_S	30
 
 static const char *const job_types[] = {
-	"cleanup", "popularity", "mail", "fail", NULL
+	"cleanup", "popularity", "mail", "noop", "fail", "sleep", NULL
 };
 
 static long long
@@ -74,7 +74,7 @@ jobs_health(long long *runners, long long *queued, long long *oldest_s)
 
 	*runners = *queued = 0;
 	*oldest_s = -1;
-	rep = rds_command(NULL, "ZCOUNT jobs:runners %lld +inf", wall_ms() - 30000);
+	rep = rds_command(NULL, "ZCOUNT jobs:runners %lld +inf", wall_ms() - cfg.jobs_heartbeat_s * 1000LL);
 	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
 		reply_free(rep);
 		return -1;
@@ -105,7 +105,8 @@ jobs_type_known(const char *type)
 
 	for (t = job_types; *t != NULL; t++)
 		if (strcmp(*t, type) == 0)
-			return strcmp(type, "fail") != 0 || cfg.test_routes;
+			return (strcmp(type, "fail") != 0 && strcmp(type, "sleep") != 0) ||
+			    cfg.test_routes;
 	return 0;
 }
 
@@ -307,19 +308,46 @@ smtp_send(const char *to, const char *subject, const char *body, char *err,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
+/* A message that failed its last attempt, kept with the dead jobs. */
+static void
+mail_dead_letter(const char *id, const char *to, int attempts, const char *err)
+{
+	struct json_object	*j = json_object_new_object();
+	struct json_object	*args = json_object_new_object();
+
+	json_object_object_add(args, "outbox_id", json_object_new_string(id));
+	json_object_object_add(args, "to", json_object_new_string(to));
+	json_object_object_add(j, "id", json_object_new_string(id));
+	json_object_object_add(j, "type", json_object_new_string("mail"));
+	json_object_object_add(j, "args", args);
+	json_object_object_add(j, "attempts", json_object_new_int(attempts));
+	json_object_object_add(j, "max_attempts", json_object_new_int(3));
+	json_object_object_add(j, "last_error", json_object_new_string(err));
+	json_object_object_add(j, "failed_at", json_object_new_int64(wall_ms()));
+	reply_free(rds_command(NULL, "LPUSH %s %s", JOBS_DEAD,
+	    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN)));
+	reply_free(rds_command(NULL, "LTRIM %s 0 %d", JOBS_DEAD, DEAD_KEEP - 1));
+	reply_free(rds_command(NULL, "HINCRBY %s dead:mail-message 1", JOBS_STATS));
+	json_object_put(j);
+}
+
 /*
  * The outbox: every message due, each locked (SKIP LOCKED: runners share
  * the work), sent, and marked sent in the same transaction, so a message
- * is never sent by two runners; a failure is recorded on the message and
- * it is tried again later (its own back-off), the job itself succeeds.
+ * is never sent by two runners. A failure is kept on the message, which
+ * is tried again after the jobs' back-off; after DJAMMS_MAIL_MAX_ATTEMPTS
+ * it is dead-lettered (kept, with its error, among the dead jobs; a retry
+ * of that sends it again). args {"outbox_id"} first revives one message.
+ * The job fails (and is retried) when the server refused everything.
  */
 static int
 job_mail(struct json_object *args, char *err, size_t errlen)
 {
-	PGconn		*c;
-	int		 sent = 0, failed = 0;
+	struct json_object	*v;
+	PGconn			*c;
+	char			 backoff[24];
+	int			 sent = 0, failed = 0;
 
-	(void)args;
 	if (cfg.smtp_url == NULL) {
 		snprintf(err, errlen, "DJAMMS_SMTP_URL is not set");
 		return -1;
@@ -329,17 +357,33 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 		return -1;
 	}
 	c = db_conn();
+	if (args != NULL && json_object_object_get_ex(args, "outbox_id", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    uuid_valid(json_object_get_string(v))) {
+		const char	*a[1] = { json_object_get_string(v) };
+		PGresult	*res = PQexecParams(c, "UPDATE outbox SET attempts = 0,"
+		    " send_after = now(), last_error = NULL WHERE id = $1::uuid"
+		    " AND sent_at IS NULL", 1, NULL, a, NULL, NULL, 0);
+
+		PQclear(res);
+	}
 	for (;;) {
 		PGresult	*res;
-		char		 e[256] = "";
-		const char	*id;
-		int		 ok;
+		char		 e[256] = "", att[16];
+		const char	*id, *to;
+		int		 ok, attempts;
 
 		res = PQexec(c, "BEGIN");
 		PQclear(res);
-		res = PQexec(c, "SELECT id, to_address, subject, body FROM outbox"
-		    " WHERE sent_at IS NULL AND send_after <= now() AND attempts < 10"
-		    " ORDER BY send_after LIMIT 1 FOR UPDATE SKIP LOCKED");
+		snprintf(att, sizeof(att), "%ld", cfg.mail_max_attempts);
+		{
+			const char	*a[1] = { att };
+
+			res = PQexecParams(c, "SELECT id, to_address, subject, body, attempts"
+			    " FROM outbox WHERE sent_at IS NULL AND send_after <= now()"
+			    " AND attempts < $1::int ORDER BY send_after LIMIT 1"
+			    " FOR UPDATE SKIP LOCKED", 1, NULL, a, NULL, NULL, 0);
+		}
 		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
 			PQclear(res);
 			res = PQexec(c, "ROLLBACK");
@@ -347,20 +391,25 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 			break;
 		}
 		id = PQgetvalue(res, 0, 0);
-		ok = smtp_send(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-		    PQgetvalue(res, 0, 3), e, sizeof(e)) == 0;
+		to = PQgetvalue(res, 0, 1);
+		attempts = atoi(PQgetvalue(res, 0, 4)) + 1;
+		ok = smtp_send(to, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), e,
+		    sizeof(e)) == 0;
+		snprintf(backoff, sizeof(backoff), "%lld", jobs_backoff_ms(attempts));
 		{
-			const char	*a[2] = { id, e };
+			const char	*a[3] = { id, e, backoff };
 			PGresult	*u = PQexecParams(c, ok ?
 			    "UPDATE outbox SET sent_at = now(), attempts = attempts + 1,"
-			    " last_error = NULL WHERE id = $1 AND $2::text IS NOT NULL" :
+			    " last_error = NULL WHERE id = $1 AND $2::text IS NOT NULL"
+			    " AND $3::text IS NOT NULL" :
 			    "UPDATE outbox SET attempts = attempts + 1, last_error = $2,"
-			    " send_after = now() + make_interval(secs => 30 * power(2,"
-			    " least(attempts, 10))) WHERE id = $1", 2, NULL, a, NULL,
-			    NULL, 0);
+			    " send_after = now() + make_interval(secs => $3::bigint / 1000.0)"
+			    " WHERE id = $1", 3, NULL, a, NULL, NULL, 0);
 
 			PQclear(u);
 		}
+		if (!ok && attempts >= cfg.mail_max_attempts)
+			mail_dead_letter(id, to, attempts, e);
 		PQclear(res);
 		res = PQexec(c, "COMMIT");
 		PQclear(res);
@@ -368,7 +417,8 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 			sent++;
 		else {
 			failed++;
-			log_warn("mail not sent", "\"error\":\"%s\"", e);
+			log_warn("mail not sent", "\"error\":\"%s\",\"attempts\":%d", e,
+			    attempts);
 			break;		/* the server is likely down: later */
 		}
 	}
@@ -377,6 +427,31 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 		snprintf(err, errlen, "the mail server refused or is away");
 		return -1;
 	}
+	return 0;
+}
+
+/* A job that does nothing: the bench's, and a probe of the queue. */
+static int
+job_noop(struct json_object *args, char *err, size_t errlen)
+{
+	(void)args;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+/* Tests only: sleeps args.ms (a job to kill a runner in the middle of). */
+static int
+job_sleep(struct json_object *args, char *err, size_t errlen)
+{
+	struct json_object	*v;
+	long			 ms = 1000;
+
+	(void)err;
+	(void)errlen;
+	if (args != NULL && json_object_object_get_ex(args, "ms", &v))
+		ms = json_object_get_int(v);
+	usleep((useconds_t)(ms > 0 && ms < 60000 ? ms : 1000) * 1000);
 	return 0;
 }
 
@@ -398,8 +473,12 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 		return job_popularity(args, err, errlen);
 	if (strcmp(type, "mail") == 0)
 		return job_mail(args, err, errlen);
+	if (strcmp(type, "noop") == 0)
+		return job_noop(args, err, errlen);
 	if (strcmp(type, "fail") == 0 && cfg.test_routes)
 		return job_fail(args, err, errlen);
+	if (strcmp(type, "sleep") == 0 && cfg.test_routes)
+		return job_sleep(args, err, errlen);
 	snprintf(err, errlen, "unknown job type");
 	return -1;
 }
@@ -496,6 +575,13 @@ work_one(const char *proc, const char *raw)
 	}
 	if (rc == 0) {
 		reply_free(rds_command(NULL, "HINCRBY %s done:%s 1", JOBS_STATS, type));
+		/* end-to-end latency of the trivial jobs, for the bench */
+		if (strcmp(type, "noop") == 0 &&
+		    json_object_object_get_ex(j, "enqueued_at", &v)) {
+			reply_free(rds_command(NULL, "LPUSH jobs:latency:noop %lld",
+			    wall_ms() - json_object_get_int64(v)));
+			reply_free(rds_command(NULL, "LTRIM jobs:latency:noop 0 99999"));
+		}
 		log_info("job done", "\"type\":\"%s\",\"duration_us\":%llu", type,
 		    (unsigned long long)(now_us() - t0));
 	} else {
@@ -561,16 +647,16 @@ runner_loop(int index, int schedule)
 	while (!jobs_stop) {
 		struct redisReply	*rep;
 
-		if (now_us() - last_hb >= 5000000) {
-			reply_free(rds_command(NULL, "SET %s %lld EX %d", hb, wall_ms(),
-			    HEARTBEAT_S));
+		if (now_us() - last_hb >= (uint64_t)cfg.jobs_heartbeat_s * 1000000 / 6) {
+			reply_free(rds_command(NULL, "SET %s %lld EX %ld", hb, wall_ms(),
+			    cfg.jobs_heartbeat_s));
 			/* the runners and when each was last heard from */
 			reply_free(rds_command(NULL, "ZADD jobs:runners %lld %s", wall_ms(), id));
 			reply_free(rds_command(NULL, "ZREMRANGEBYSCORE jobs:runners -inf %lld",
 			    wall_ms() - 86400000LL));
 			last_hb = now_us();
 		}
-		if (now_us() - last_recover >= 10000000) {
+		if (now_us() - last_recover >= (uint64_t)cfg.jobs_heartbeat_s * 1000000 / 3) {
 			recover_orphans();
 			last_recover = now_us();
 		}

@@ -72,7 +72,7 @@ jobs_overview(struct req *r)
 	    int_of(rds_command(r, "LLEN jobs:dead"))));
 	runners = json_object_new_array();
 	lists = json_object_new_array();
-	rep = rds_command(r, "ZRANGEBYSCORE jobs:runners %lld +inf", jobs_now_ms() - 30000);
+	rep = rds_command(r, "ZRANGEBYSCORE jobs:runners %lld +inf", jobs_now_ms() - cfg.jobs_heartbeat_s * 1000LL);
 	for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
 		json_object_array_add(runners, json_object_new_string(rep->element[i]->str));
 	scan_keys(r, "jobs:processing:*", 0, lists);

@@ -40,7 +40,8 @@ start_runner(void)
 		return -1;
 	sleep_ms(300);
 	if (sh("DJAMMS_SMTP_URL=smtp://127.0.0.1:%d DJAMMS_JOBS_BACKOFF_MS=100 "
-	    "DJAMMS_JOBS_POLL_MS=50 STACK_JOBS_ARGS='--workers 2' %s/tools/stack "
+	    "DJAMMS_JOBS_POLL_MS=50 DJAMMS_JOBS_HEARTBEAT_S=3 DJAMMS_MAIL_MAX_ATTEMPTS=3 "
+	    "STACK_JOBS_ARGS='--workers 2' %s/tools/stack "
 	    "jobs-start %s", smtp_port, top_dir, stack_dir) != 0)
 		return -1;
 	runner_up = 1;
@@ -188,6 +189,88 @@ test_jobs_of_a_crashed_runner_are_recovered(void)
 }
 
 static void
+test_jobs_a_runner_killed_mid_job_loses_nothing_and_does_it_once(void)
+{
+	struct http_res	 res;
+	char		 runner[128];
+	const char	*pid;
+	long long	 before = job_count("done:sleep");
+	long		 t;
+
+	expect(start_runner() == 0);
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"sleep\"}") == 202);
+	runner[0] = '\0';
+	for (t = 0; t < 3000 && runner[0] == '\0'; t += 50) {
+		res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+		if (json_str(&res, "running.0.runner") != NULL &&
+		    strcmp(json_str(&res, "running.0.type"), "sleep") == 0)
+			snprintf(runner, sizeof(runner), "%s", json_str(&res, "running.0.runner"));
+		http_free(&res);
+		if (runner[0] == '\0')
+			sleep_ms(50);
+	}
+	expect(runner[0] != '\0');
+	/* "host-PID-index": kill that process in the middle of the job */
+	pid = strchr(runner, '-') + 1;
+	expect(sh("kill -9 %.*s", (int)(strrchr(runner, '-') - pid), pid) == 0);
+	/* its heartbeat lapses (3 s here), another runner takes the job back */
+	expect(wait_count("done:sleep", before + 1, 15000));
+	sleep_ms(1500);
+	expect(job_count("done:sleep") == before + 1);		/* once */
+	res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+	expect(json_int(&res, "queued", -1) == 0);
+	expect(json_array(&res, "running") != NULL &&
+	    json_object_array_length(json_array(&res, "running")) == 0);
+	http_free(&res);
+}
+
+static void
+test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
+{
+	char		 name[64], body[256], oid[37], path[160];
+	struct http_res	 res;
+	long		 t;
+	int		 found = 0;
+
+	expect(start_runner() == 0);
+	expect(sh("touch %s/smtp/refuse", stack_dir) == 0);
+	snprintf(name, sizeof(name), "nomail%ld", (long)getpid() % 100000);
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
+	    "\"password\":\"" IT_PASSWORD "\"}", name, name);
+	expect(it_status("POST", "/api/auth/register", NULL, body) == 201);
+	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
+	t = it_status("POST", "/api/auth/password-reset", NULL, body);
+	expect(t == 200 || t == 202);
+	snprintf(oid, sizeof(oid), "%s", it_psql("SELECT id FROM outbox WHERE to_address ="
+	    " '%s@example.org'", name));
+	/* three refusals later the message is dead-lettered, not lost */
+	for (t = 0; t < 10000 && !found; t += 200) {
+		sleep_ms(200);
+		res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+		found = strstr(res.body, oid) != NULL;
+		http_free(&res);
+	}
+	/* the server is back (before any check can end the test) */
+	expect(sh("rm -f %s/smtp/refuse", stack_dir) == 0);
+	expect(found);
+	expect(strcmp(it_psql("SELECT attempts || ' ' || (sent_at IS NULL) || ' '"
+	    " || (last_error LIKE 'smtp:%%') FROM outbox WHERE id = '%s'", oid),
+	    "3 true true") == 0);
+	/* an admin retries the dead letter: it is sent */
+	snprintf(path, sizeof(path), "/api/system/jobs/dead/%s/retry", oid);
+	expect(it_status("POST", path, adm()->access, NULL) == 202);
+	for (t = 0; t < 5000; t += 100) {
+		if (strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'",
+		    oid), "t") == 0)
+			break;
+		sleep_ms(100);
+	}
+	expect(strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'", oid),
+	    "t") == 0);
+}
+
+static void
 test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 {
 	char		 name[64], body[256];
@@ -203,7 +286,8 @@ test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 	t = it_status("POST", "/api/auth/password-reset", NULL, body);
 	expect(t == 200 || t == 202);
 	for (t = 0; t < 5000; t += 100) {
-		if (sh("grep -lq 'reset-password?token=' %s/smtp/*.eml 2>/dev/null", stack_dir) == 0)
+		if (sh("grep -lq '%s@example.org' %s/smtp/*.env 2>/dev/null", name,
+		    stack_dir) == 0)
 			break;
 		sleep_ms(100);
 	}
@@ -221,6 +305,8 @@ const struct it_test jobs_tests[] = {
 	T(test_jobs_queued_through_the_api_run_and_are_counted),
 	T(test_jobs_failures_retry_with_backoff_then_die_until_an_admin_acts),
 	T(test_jobs_of_a_crashed_runner_are_recovered),
+	T(test_jobs_a_runner_killed_mid_job_loses_nothing_and_does_it_once),
+	T(test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing),
 	T(test_jobs_password_reset_mail_reaches_the_smtp_server),
 #undef T
 };
