@@ -174,6 +174,8 @@ config_load(enum config_need need)
 	cfg.jobs_poll_ms = env_long("DJAMMS_JOBS_POLL_MS", 200, 10, 10000);
 	cfg.jobs_heartbeat_s = env_long("DJAMMS_JOBS_HEARTBEAT_S", 30, 2, 3600);
 	cfg.mail_max_attempts = env_long("DJAMMS_MAIL_MAX_ATTEMPTS", 8, 1, 100);
+	cfg.backup_dir = env_str("DJAMMS_BACKUP_DIR", "/var/lib/djamms/backups", 0);
+	cfg.backup_keep = env_long("DJAMMS_BACKUP_KEEP", 7, 1, 1000);
 	{
 		static char	 host[64];
 

@@ -79,6 +79,8 @@ struct config {
 	long		 jobs_poll_ms;		/* DJAMMS_JOBS_POLL_MS */
 	long		 jobs_heartbeat_s;	/* DJAMMS_JOBS_HEARTBEAT_S */
 	long		 mail_max_attempts;	/* DJAMMS_MAIL_MAX_ATTEMPTS */
+	const char	*backup_dir;		/* DJAMMS_BACKUP_DIR */
+	long		 backup_keep;		/* DJAMMS_BACKUP_KEEP */
 	const char	*jobs_name;		/* this host's name, for runner ids */
 };
 
@@ -613,6 +615,21 @@ long long	 jobs_now_ms(void);		/* wall clock, ms since 1970 */
 int		 jobs_health(long long *runners, long long *queued, long long *oldest_s);
 /* djamms jobs run|enqueue ...; the exit status. */
 int		 jobs_cli(int argc, char **argv);
+
+/* ---- backup.c: backups and restores ------------------------------- */
+
+/* Write a backup (with the media or not). OUT: name_out, err. 0 if done. */
+int		 backup_create(int with_media, char name_out[64], char *err,
+		    size_t errlen);
+/* Restore backup name, switching only when it succeeded. OUT: err. */
+int		 backup_restore(const char *name, char *err, size_t errlen);
+/* The complete backups, oldest first. OUT: *names (free with the next). */
+int		 backup_names(char ***names);
+void		 backup_names_free(char **names, int n);
+/* A name backup_create() gives ("20250101T120000Z", "...Z-2"). Pure. */
+int		 backup_name_valid(const char *s);
+/* djamms backup create [--no-media] | list | restore NAME */
+int		 backup_cli(int argc, char **argv);
 
 /* ---- metrics.c: counters for GET /metrics --------------------------- */
 

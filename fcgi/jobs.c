@@ -42,7 +42,8 @@
 #define DEAD_KEEP	1000
 
 static const char *const job_types[] = {
-	"cleanup", "popularity", "mail", "noop", "fail", "sleep", NULL
+	"cleanup", "popularity", "mail", "noop", "backup", "restore", "fail",
+	"sleep", NULL
 };
 
 static long long
@@ -430,6 +431,33 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 	return 0;
 }
 
+/* args {"media": bool}: a backup (backup.c). */
+static int
+job_backup(struct json_object *args, char *err, size_t errlen)
+{
+	struct json_object	*v;
+	char			 name[64];
+	int			 media = 1;
+
+	if (args != NULL && json_object_object_get_ex(args, "media", &v))
+		media = json_object_get_boolean(v);
+	return backup_create(media, name, err, errlen);
+}
+
+/* args {"name"}: a restore (backup.c); switches only when it succeeded. */
+static int
+job_restore(struct json_object *args, char *err, size_t errlen)
+{
+	struct json_object	*v;
+
+	if (args == NULL || !json_object_object_get_ex(args, "name", &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "no backup named");
+		return -1;
+	}
+	return backup_restore(json_object_get_string(v), err, errlen);
+}
+
 /* A job that does nothing: the bench's, and a probe of the queue. */
 static int
 job_noop(struct json_object *args, char *err, size_t errlen)
@@ -475,6 +503,10 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 		return job_mail(args, err, errlen);
 	if (strcmp(type, "noop") == 0)
 		return job_noop(args, err, errlen);
+	if (strcmp(type, "backup") == 0)
+		return job_backup(args, err, errlen);
+	if (strcmp(type, "restore") == 0)
+		return job_restore(args, err, errlen);
 	if (strcmp(type, "fail") == 0 && cfg.test_routes)
 		return job_fail(args, err, errlen);
 	if (strcmp(type, "sleep") == 0 && cfg.test_routes)

@@ -32,6 +32,9 @@ usage(void)
 	    "                               the background job runner (also as djamms-jobs);\n"
 	    "                               --schedule enqueues the periodic jobs itself\n"
 	    "       djamms jobs enqueue TYPE... queue cleanup, popularity or mail now\n"
+	    "       djamms backup create [--no-media] | list | restore NAME\n"
+	    "                               back up the database (and media) to\n"
+	    "                               DJAMMS_BACKUP_DIR, or restore one\n"
 	    "       djamms check-config     validate the DJAMMS_* environment\n"
 	    "       djamms version\n");
 	return 2;
@@ -48,6 +51,11 @@ main(int argc, char **argv)
 	}
 	if (argc < 2)
 		return usage();
+	if (strcmp(argv[1], "backup") == 0) {
+		if (config_load(CONFIG_ADMIN) != 0)
+			return 78;
+		return backup_cli(argc - 2, argv + 2);
+	}
 	if (strcmp(argv[1], "jobs") == 0) {
 		if (config_load(CONFIG_ADMIN) != 0)
 			return 78;

@@ -137,7 +137,10 @@ jobs_create(struct req *r)
 	    (err = body_int(r, body, "max_attempts", &present, 1, 20, &max)) != E_OK)
 		return err;
 	if (!jobs_type_known(type))
-		return body_fail(r, "type", "cleanup, popularity or mail");
+		return body_fail(r, "type", "cleanup, popularity, mail or noop");
+	if (strcmp(type, "backup") == 0 || strcmp(type, "restore") == 0)
+		return body_fail(r, "type", "backups and restores go through "
+		    "/api/settings/backup and /api/settings/restore");
 	if (jobs_enqueue(type, NULL, present ? (int)max : 5, id) != 0)
 		return redis_away(r);
 	o = json_object_new_object();

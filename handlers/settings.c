@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <libpq-fe.h>
@@ -485,6 +486,97 @@ settings_themes(struct req *r)
 	return resp_json_text(r, 200, themes, sizeof(themes) - 1);
 }
 
+/* ---- backups ------------------------------------------------------------ */
+
+/* POST /api/settings/backup {"media": true}: a backup, by the job runner. */
+static enum app_err
+settings_backup(struct req *r)
+{
+	static const char *const allowed[] = { "media", NULL };
+	struct json_object	*body = NULL, *o;
+	const char		*cl = req_env(r, "CONTENT_LENGTH");
+	int			 present = 0, media = 1;
+	char			 id[37];
+	enum app_err		 err;
+
+	if (cl != NULL && cl[0] != '\0' && strcmp(cl, "0") != 0) {
+		if ((err = req_json_body(r, &body)) != E_OK ||
+		    (err = body_only(r, body, allowed, NULL)) != E_OK ||
+		    (err = body_bool(r, body, "media", &present, &media)) != E_OK)
+			return err;
+		if (!present)
+			media = 1;
+	}
+	if (jobs_enqueue("backup", media ? "{\"media\":true}" : "{\"media\":false}",
+	    1, id) != 0)
+		return req_fail(r, E_UNAVAILABLE, "Redis, which holds the job queue, is "
+		    "not reachable", NULL);
+	o = json_object_new_object();
+	json_object_object_add(o, "job_id", json_object_new_string(id));
+	json_object_object_add(o, "media", json_object_new_boolean(media));
+	json_object_object_add(o, "status", json_object_new_string("queued"));
+	return resp_json(r, 202, o);
+}
+
+/* GET /api/settings/backups: the complete backups, newest first. */
+static enum app_err
+settings_backups(struct req *r)
+{
+	static const char *const known[] = { NULL };
+	struct json_object	*o, *list;
+	char			**names;
+	int			 n, i;
+	enum app_err		 err;
+
+	if ((err = query_only(r, known)) != E_OK)
+		return err;
+	n = backup_names(&names);
+	list = json_object_new_array();
+	for (i = n - 1; i >= 0; i--) {
+		char			 path[4200];
+		struct json_object	*m;
+
+		snprintf(path, sizeof(path), "%s/%s/manifest.json", cfg.backup_dir,
+		    names[i]);
+		if ((m = json_object_from_file(path)) != NULL)
+			json_object_array_add(list, m);
+	}
+	backup_names_free(names, n);
+	o = json_object_new_object();
+	json_object_object_add(o, "backups", list);
+	json_object_object_add(o, "keep", json_object_new_int64(cfg.backup_keep));
+	return resp_json(r, 200, o);
+}
+
+/* POST /api/settings/restore {"name"}: a restore, by the job runner. */
+static enum app_err
+settings_restore(struct req *r)
+{
+	static const char *const allowed[] = { "name", NULL };
+	struct json_object	*body, *o;
+	const char		*name;
+	char			 path[4200], args[128], id[37];
+	size_t			 len;
+	enum app_err		 err;
+
+	if ((err = req_json_body(r, &body)) != E_OK ||
+	    (err = body_only(r, body, allowed, NULL)) != E_OK ||
+	    (err = body_string(r, body, "name", 1, 1, 64, &name, &len)) != E_OK)
+		return err;
+	snprintf(path, sizeof(path), "%s/%s/manifest.json", cfg.backup_dir, name);
+	if (!backup_name_valid(name) || access(path, R_OK) != 0)
+		return body_fail(r, "name", "no such backup (GET /api/settings/backups)");
+	snprintf(args, sizeof(args), "{\"name\":\"%s\"}", name);
+	if (jobs_enqueue("restore", args, 1, id) != 0)
+		return req_fail(r, E_UNAVAILABLE, "Redis, which holds the job queue, is "
+		    "not reachable", NULL);
+	o = json_object_new_object();
+	json_object_object_add(o, "job_id", json_object_new_string(id));
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "status", json_object_new_string("queued"));
+	return resp_json(r, 202, o);
+}
+
 static const struct route settings_routes[] = {
 	/* method	pattern				handler			needs */
 	{ M_GET,	"/api/settings/user",		settings_user_get,	P_AUTHENTICATED, 0 },
@@ -492,6 +584,9 @@ static const struct route settings_routes[] = {
 	{ M_GET,	"/api/settings/system",		settings_system_get,	P_READ_SYSTEM, 0 },
 	{ M_PUT,	"/api/settings/system",		settings_system_put,	P_WRITE_SYSTEM, 0 },
 	{ M_GET,	"/api/settings/themes",		settings_themes,	P_NONE, 0 },
+	{ M_POST,	"/api/settings/backup",		settings_backup,	P_ADMIN_SYSTEM, 0 },
+	{ M_GET,	"/api/settings/backups",	settings_backups,	P_ADMIN_SYSTEM, 0 },
+	{ M_POST,	"/api/settings/restore",	settings_restore,	P_ADMIN_SYSTEM, 0 },
 };
 
 const struct route_table settings_route_table = {

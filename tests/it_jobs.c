@@ -234,6 +234,8 @@ test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 	int		 found = 0;
 
 	expect(start_runner() == 0);
+	/* mail left unsent by earlier suites (no server then) would go first */
+	it_psql("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL");
 	expect(sh("touch %s/smtp/refuse", stack_dir) == 0);
 	snprintf(name, sizeof(name), "nomail%ld", (long)getpid() % 100000);
 	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
@@ -300,6 +302,99 @@ test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 	stop_runner();
 }
 
+static void
+test_jobs_backup_then_restore_brings_everything_back(void)
+{
+	struct http_res	 res;
+	char		 track[37], keep[37], gone[37], name[64], body[128], path[160];
+	long		 t;
+
+	expect(start_runner() == 0);
+	expect(it_status("POST", "/api/settings/backup", NULL, "{}") == 401);
+	snprintf(track, sizeof(track), "%s", it_psql("INSERT INTO tracks (title, artist,"
+	    " duration, source) VALUES ('Backed up', 'Ops', 200, 'catalog') RETURNING id"));
+	expect(it_new_playlist(adm(), "Before the backup", 0, keep) == 0);
+	expect(sh("printf v1 > %s/storage/audio/backup-test.bin", stack_dir) == 0);
+
+	res = http_bearer("POST", "/api/settings/backup", adm()->access, "{\"media\":true}");
+	expect_status(&res, 202);
+	http_free(&res);
+	expect(wait_count("done:backup", 1, 20000));
+	res = http_bearer("GET", "/api/settings/backups", adm()->access, NULL);
+	expect_status(&res, 200);
+	expect(json_lookup_bool(&res, "backups.0.media") == 1);
+	expect_json_str(&res, "backups.0.files.0.name", "db.dump");
+	expect(strlen(json_str(&res, "backups.0.files.0.sha256")) == 64);
+	snprintf(name, sizeof(name), "%s", json_str(&res, "backups.0.name"));
+	http_free(&res);
+
+	/* then things change and go */
+	it_psql("DELETE FROM tracks WHERE id = '%s'", track);
+	expect(it_new_playlist(adm(), "After the backup", 0, gone) == 0);
+	expect(it_status("PUT", "/api/settings/system", adm()->access,
+	    "{\"max_playlists_per_user\":7}") == 200);
+	expect(sh("printf v2 > %s/storage/audio/backup-test.bin && touch"
+	    " %s/storage/audio/after.bin", stack_dir, stack_dir) == 0);
+
+	/* a restore of something that is not a backup is refused */
+	expect(it_status("POST", "/api/settings/restore", adm()->access,
+	    "{\"name\":\"../../etc\"}") == 422);
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+	res = http_bearer("POST", "/api/settings/restore", adm()->access, body);
+	expect_status(&res, 202);
+	http_free(&res);
+	expect(wait_count("done:restore", 1, 60000));
+	/* everything as it was */
+	for (t = 0; t < 3000; t += 100) {	/* the workers reconnect */
+		if (it_status("GET", "/api/system/info", NULL, NULL) == 200)
+			break;
+		sleep_ms(100);
+	}
+	expect(strcmp(it_psql("SELECT title FROM tracks WHERE id = '%s'", track),
+	    "Backed up") == 0);
+	snprintf(path, sizeof(path), "/api/playlists/%s", keep);
+	expect(it_status("GET", path, adm()->access, NULL) == 200);
+	snprintf(path, sizeof(path), "/api/playlists/%s", gone);
+	expect(it_status("GET", path, adm()->access, NULL) == 404);
+	expect(strcmp(it_psql("SELECT value::text FROM system_settings"
+	    " WHERE key = 'max_playlists_per_user'"), "500") == 0);
+	expect(strcmp(sh_out("cat %s/storage/audio/backup-test.bin", stack_dir), "v1") == 0);
+	expect(sh("test -e %s/storage/audio/after.bin", stack_dir) != 0);
+	/* the database it replaced is kept aside */
+	expect(atol(it_psql("SELECT count(*) FROM pg_database WHERE datname LIKE"
+	    " 'djamms_before_%%'")) >= 1);
+}
+
+static void
+test_jobs_a_damaged_backup_is_not_restored(void)
+{
+	struct http_res	 res;
+	char		 name[64], body[128], track[37];
+	long long	 dead;
+
+	expect(start_runner() == 0);
+	expect(it_status("POST", "/api/settings/backup", adm()->access,
+	    "{\"media\":false}") == 202);
+	expect(wait_count("done:backup", 2, 20000));
+	res = http_bearer("GET", "/api/settings/backups", adm()->access, NULL);
+	snprintf(name, sizeof(name), "%s", json_str(&res, "backups.0.name"));
+	expect(json_lookup_bool(&res, "backups.0.media") == 0);
+	http_free(&res);
+	expect(sh("printf x >> %s/backups/%s/db.dump", stack_dir, name) == 0);
+	snprintf(track, sizeof(track), "%s", it_psql("INSERT INTO tracks (title, artist,"
+	    " duration, source) VALUES ('Stays', 'Ops', 200, 'catalog') RETURNING id"));
+	dead = job_count("dead:restore");
+	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+	expect(it_status("POST", "/api/settings/restore", adm()->access, body) == 202);
+	expect(wait_count("dead:restore", dead + 1, 20000));
+	res = http_bearer("GET", "/api/system/jobs", adm()->access, NULL);
+	expect(strstr(res.body, "does not match its checksum") != NULL);
+	http_free(&res);
+	/* nothing switched */
+	expect(strcmp(it_psql("SELECT title FROM tracks WHERE id = '%s'", track),
+	    "Stays") == 0);
+}
+
 const struct it_test jobs_tests[] = {
 #define T(f) { #f, f }
 	T(test_jobs_queued_through_the_api_run_and_are_counted),
@@ -307,6 +402,8 @@ const struct it_test jobs_tests[] = {
 	T(test_jobs_of_a_crashed_runner_are_recovered),
 	T(test_jobs_a_runner_killed_mid_job_loses_nothing_and_does_it_once),
 	T(test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing),
+	T(test_jobs_backup_then_restore_brings_everything_back),
+	T(test_jobs_a_damaged_backup_is_not_restored),
 	T(test_jobs_password_reset_mail_reaches_the_smtp_server),
 #undef T
 };
