@@ -411,6 +411,11 @@ enum app_err	 body_int(struct req *, struct json_object *body,
 enum app_err	 body_fail(struct req *, const char *field, const char *why);
 enum app_err	 query_page(struct req *, long def_limit, long max_limit,
 		    long *page, long *limit);
+/*
+ * An optional 1|0 query argument as SQL boolean text: OUT: *sql_bool
+ * "true", "false", or NULL when absent. 400 for anything else.
+ */
+enum app_err	 query_flag(struct req *, const char *name, const char **sql_bool);
 /* 400 naming the first query argument not in known (NULL-ended). */
 enum app_err	 query_only(struct req *, const char *const *known);
 /*

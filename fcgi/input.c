@@ -166,3 +166,21 @@ query_int(struct req *r, const char *name, long min, long max, const char **out)
 	*out = v;
 	return E_OK;
 }
+
+enum app_err
+query_flag(struct req *r, const char *name, const char **sql_bool)
+{
+	const char	*v = req_query(r, name);
+
+	*sql_bool = NULL;
+	if (v == NULL)
+		return E_OK;
+	if (strcmp(v, "1") == 0)
+		*sql_bool = "true";
+	else if (strcmp(v, "0") == 0)
+		*sql_bool = "false";
+	else
+		return req_fail(r, E_BAD_REQUEST, pool_printf(r->pool,
+		    "%s must be 1 or 0", name), NULL);
+	return E_OK;
+}

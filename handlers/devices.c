@@ -186,7 +186,7 @@ devices_list(struct req *r)
 		" ORDER BY d.last_seen_at DESC, d.id LIMIT $2::int OFFSET $3::int",
 		3
 	};
-	const char		*online = req_query(r, "online"), *on = NULL;
+	const char		*on;
 	long			 page, limit;
 	char			 lim[24], off[24];
 	PGresult		*res;
@@ -194,14 +194,9 @@ devices_list(struct req *r)
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK ||
-	    (err = query_page(r, 50, 200, &page, &limit)) != E_OK)
+	    (err = query_page(r, 50, 200, &page, &limit)) != E_OK ||
+	    (err = query_flag(r, "online", &on)) != E_OK)
 		return err;
-	if (online != NULL && strcmp(online, "1") == 0)
-		on = "true";
-	else if (online != NULL && strcmp(online, "0") == 0)
-		on = "false";
-	else if (online != NULL)
-		return req_fail(r, E_BAD_REQUEST, "online must be 1 or 0", NULL);
 	snprintf(lim, sizeof(lim), "%ld", limit);
 	snprintf(off, sizeof(off), "%ld", (page - 1) * limit);
 	if ((err = db_exec(r, &res, &st, (const char *const[]){ on, lim, off })) != E_OK)

@@ -368,9 +368,8 @@ schedules_list(struct req *r)
 		" ORDER BY e.start_time, e.title, e.id LIMIT $3::int OFFSET $4::int",
 		4
 	};
-	const char		*active = req_query(r, "active");
 	const char		*pl = req_query(r, "playlist_id");
-	const char		*act = NULL;
+	const char		*act;
 	long			 page, limit;
 	char			 lim[24], off[24];
 	PGresult		*res;
@@ -378,14 +377,9 @@ schedules_list(struct req *r)
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK ||
-	    (err = query_page(r, 50, 200, &page, &limit)) != E_OK)
+	    (err = query_page(r, 50, 200, &page, &limit)) != E_OK ||
+	    (err = query_flag(r, "active", &act)) != E_OK)
 		return err;
-	if (active != NULL && strcmp(active, "1") == 0)
-		act = "true";
-	else if (active != NULL && strcmp(active, "0") == 0)
-		act = "false";
-	else if (active != NULL)
-		return req_fail(r, E_BAD_REQUEST, "active must be 1 or 0", NULL);
 	if (pl != NULL && !uuid_valid(pl))
 		return req_fail(r, E_BAD_REQUEST, "playlist_id must be a UUID", NULL);
 	snprintf(lim, sizeof(lim), "%ld", limit);

@@ -225,10 +225,27 @@ test_jobs_a_runner_killed_mid_job_loses_nothing_and_does_it_once(void)
 	http_free(&res);
 }
 
+/* A new account (prefix + pid) asks for a password reset. OUT: name. */
+static int
+reset_password_of_new_user(const char *prefix, char name[64])
+{
+	char	 body[256];
+	long	 st;
+
+	snprintf(name, 64, "%s%ld", prefix, (long)getpid() % 100000);
+	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
+	    "\"password\":\"" IT_PASSWORD "\"}", name, name);
+	if (it_status("POST", "/api/auth/register", NULL, body) != 201)
+		return -1;
+	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
+	st = it_status("POST", "/api/auth/password-reset", NULL, body);
+	return st == 200 || st == 202 ? 0 : -1;
+}
+
 static void
 test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 {
-	char		 name[64], body[256], oid[37], path[160];
+	char		 name[64], oid[37], path[160];
 	struct http_res	 res;
 	long		 t;
 	int		 found = 0;
@@ -237,13 +254,7 @@ test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 	/* mail left unsent by earlier suites (no server then) would go first */
 	it_psql("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL");
 	expect(sh("touch %s/smtp/refuse", stack_dir) == 0);
-	snprintf(name, sizeof(name), "nomail%ld", (long)getpid() % 100000);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" IT_PASSWORD "\"}", name, name);
-	expect(it_status("POST", "/api/auth/register", NULL, body) == 201);
-	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
-	t = it_status("POST", "/api/auth/password-reset", NULL, body);
-	expect(t == 200 || t == 202);
+	expect(reset_password_of_new_user("nomail", name) == 0);
 	snprintf(oid, sizeof(oid), "%s", it_psql("SELECT id FROM outbox WHERE to_address ="
 	    " '%s@example.org'", name));
 	/* three refusals later the message is dead-lettered, not lost */
@@ -275,18 +286,12 @@ test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 static void
 test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 {
-	char		 name[64], body[256];
+	char		 name[64];
 	const char	*mail;
 	long		 t;
 
 	expect(start_runner() == 0);
-	snprintf(name, sizeof(name), "mailme%ld", (long)getpid() % 100000);
-	snprintf(body, sizeof(body), "{\"username\":\"%s\",\"email\":\"%s@example.org\","
-	    "\"password\":\"" IT_PASSWORD "\"}", name, name);
-	expect(it_status("POST", "/api/auth/register", NULL, body) == 201);
-	snprintf(body, sizeof(body), "{\"email\":\"%s@example.org\"}", name);
-	t = it_status("POST", "/api/auth/password-reset", NULL, body);
-	expect(t == 200 || t == 202);
+	expect(reset_password_of_new_user("mailme", name) == 0);
 	for (t = 0; t < 5000; t += 100) {
 		if (sh("grep -lq '%s@example.org' %s/smtp/*.env 2>/dev/null", name,
 		    stack_dir) == 0)
