@@ -307,9 +307,10 @@ manifest_verified(const char *name, char *err, size_t errlen)
 		want = json_object_get_string(v);
 		snprintf(fp, sizeof(fp), "%s/%s/%s", backup_dir(), name, fname);
 		if (library_sha256_file(fp, hex, &size) != 0 || strcmp(hex, want) != 0) {
-			json_object_put(m);
+			/* fname lives in m: the message first */
 			snprintf(err, errlen, "backup %s: %s does not match its checksum",
 			    name, fname);
+			json_object_put(m);
 			return NULL;
 		}
 	}

@@ -39,10 +39,16 @@ start_runner(void)
 	    smtp_port, stack_dir, stack_dir, stack_dir) != 0)
 		return -1;
 	sleep_ms(300);
-	if (sh("DJAMMS_SMTP_URL=smtp://127.0.0.1:%d DJAMMS_JOBS_BACKOFF_MS=100 "
+	/*
+	 * Sanitizer reports of the runner (an ASan build) go where run-all
+	 * looks for the pool's; a plain build ignores the variables.
+	 */
+	if (sh("ASAN_OPTIONS=log_path=%s/asan/report:detect_leaks=1 "
+	    "UBSAN_OPTIONS=log_path=%s/asan/report:print_stacktrace=1 "
+	    "DJAMMS_SMTP_URL=smtp://127.0.0.1:%d DJAMMS_JOBS_BACKOFF_MS=100 "
 	    "DJAMMS_JOBS_POLL_MS=50 DJAMMS_JOBS_HEARTBEAT_S=3 DJAMMS_MAIL_MAX_ATTEMPTS=3 "
 	    "STACK_JOBS_ARGS='--workers 2' %s/tools/stack "
-	    "jobs-start %s", smtp_port, top_dir, stack_dir) != 0)
+	    "jobs-start %s", stack_dir, stack_dir, smtp_port, top_dir, stack_dir) != 0)
 		return -1;
 	runner_up = 1;
 	sleep_ms(300);
