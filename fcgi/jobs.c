@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,8 +43,8 @@
 #define DEAD_KEEP	1000
 
 static const char *const job_types[] = {
-	"cleanup", "popularity", "mail", "noop", "backup", "restore", "fail",
-	"sleep", NULL
+	"cleanup", "popularity", "mail", "noop", "thumbnails", "backup", "restore",
+	"fail", "sleep", NULL
 };
 
 static long long
@@ -431,6 +432,79 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Cover thumbnails for tracks that have none yet (an import, a restore, a
+ * file replaced by hand), or for args {"track_id"} again: the embedded
+ * picture at 150/300/600 px, JPEG and WebP. A track without a picture is
+ * marked checked (metadata.cover_checked) and not looked at again.
+ * Idempotent: the files are written whole, then has_cover is set.
+ */
+static int
+job_thumbnails(struct json_object *args, char *err, size_t errlen)
+{
+	struct json_object	*v;
+	const char		*one = NULL;
+	PGresult		*res;
+	int			 i, made = 0, none = 0;
+
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	if (args != NULL && json_object_object_get_ex(args, "track_id", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    uuid_valid(json_object_get_string(v)))
+		one = json_object_get_string(v);
+	{
+		const char	*a[1] = { one };
+
+		res = PQexecParams(db_conn(), one != NULL ?
+		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
+		    " AND file_path IS NOT NULL" :
+		    "SELECT id, file_path FROM tracks WHERE is_active AND NOT has_cover"
+		    " AND file_path IS NOT NULL AND $1::text IS NULL"
+		    " AND NOT metadata ? 'cover_checked' ORDER BY created_at LIMIT 500",
+		    1, NULL, a, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		snprintf(err, errlen, "cannot list the tracks");
+		return -1;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		const char	*id = PQgetvalue(res, i, 0);
+		char		 path[4200], dir[4300];
+		unsigned char	*data = NULL;
+		size_t		 len = 0;
+		int		 ok = 0;
+		PGresult	*u;
+		const char	*a[1] = { id };
+
+		if (strstr(PQgetvalue(res, i, 1), "..") != NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", cfg.storage_dir, PQgetvalue(res, i, 1));
+		if (media_cover_extract(path, &data, &len) == 0) {
+			snprintf(dir, sizeof(dir), "%s/images/tracks", cfg.storage_dir);
+			mkdir(dir, 0750);
+			snprintf(dir, sizeof(dir), "%s/images/tracks/%s", cfg.storage_dir, id);
+			ok = media_covers_write(data, len, dir) == 0;
+			free(data);
+		}
+		u = PQexecParams(db_conn(), ok ?
+		    "UPDATE tracks SET has_cover = true WHERE id = $1::uuid AND NOT has_cover" :
+		    "UPDATE tracks SET metadata = metadata || '{\"cover_checked\":true}'"
+		    " WHERE id = $1::uuid", 1, NULL, a, NULL, NULL, 0);
+		PQclear(u);
+		if (ok)
+			made++;
+		else
+			none++;
+	}
+	PQclear(res);
+	log_info("thumbnails done", "\"made\":%d,\"without_picture\":%d", made, none);
+	return 0;
+}
+
 /* args {"media": bool}: a backup (backup.c). */
 static int
 job_backup(struct json_object *args, char *err, size_t errlen)
@@ -505,6 +579,8 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 		return job_noop(args, err, errlen);
 	if (strcmp(type, "backup") == 0)
 		return job_backup(args, err, errlen);
+	if (strcmp(type, "thumbnails") == 0)
+		return job_thumbnails(args, err, errlen);
 	if (strcmp(type, "restore") == 0)
 		return job_restore(args, err, errlen);
 	if (strcmp(type, "fail") == 0 && cfg.test_routes)
@@ -661,6 +737,7 @@ schedule_tick(long long *next_hourly, long long *next_minutely)
 	if (now >= *next_hourly) {
 		jobs_enqueue("cleanup", NULL, 3, NULL);
 		jobs_enqueue("popularity", NULL, 3, NULL);
+		jobs_enqueue("thumbnails", NULL, 3, NULL);
 		*next_hourly = now + 3600000;
 	}
 }

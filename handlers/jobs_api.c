@@ -137,7 +137,7 @@ jobs_create(struct req *r)
 	    (err = body_int(r, body, "max_attempts", &present, 1, 20, &max)) != E_OK)
 		return err;
 	if (!jobs_type_known(type))
-		return body_fail(r, "type", "cleanup, popularity, mail or noop");
+		return body_fail(r, "type", "cleanup, popularity, mail, thumbnails or noop");
 	if (strcmp(type, "backup") == 0 || strcmp(type, "restore") == 0)
 		return body_fail(r, "type", "backups and restores go through "
 		    "/api/settings/backup and /api/settings/restore");

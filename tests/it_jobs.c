@@ -314,6 +314,37 @@ test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 }
 
 static void
+test_jobs_thumbnails_make_the_covers_the_library_lacks(void)
+{
+	char		 with[37], without[37];
+	long long	 before = job_count("done:thumbnails");
+
+	expect(start_runner() == 0);
+	/* two files in storage: one with an embedded picture, one without */
+	expect(sh("mkdir -p %s/storage/audio/thumbs && cd %s/storage/audio/thumbs &&"
+	    " ffmpeg -v error -y -f lavfi -i color=c=0xcc6633:s=320x240 -frames:v 1 pic.jpg &&"
+	    " ffmpeg -v error -y -f lavfi -i sine=frequency=500:duration=2 -i pic.jpg"
+	    " -map 0:a -map 1:v -c:a libmp3lame -b:a 32k -c:v copy -disposition:v attached_pic"
+	    " -id3v2_version 3 with.mp3 &&"
+	    " ffmpeg -v error -y -f lavfi -i sine=frequency=520:duration=2 -c:a libmp3lame"
+	    " -b:a 32k without.mp3", stack_dir, stack_dir) == 0);
+	snprintf(with, sizeof(with), "%s", it_psql("INSERT INTO tracks (title, artist,"
+	    " duration, source, file_path, mime_type) VALUES ('With art', 'Ops', 2, 'import',"
+	    " 'audio/thumbs/with.mp3', 'audio/mpeg') RETURNING id"));
+	snprintf(without, sizeof(without), "%s", it_psql("INSERT INTO tracks (title, artist,"
+	    " duration, source, file_path, mime_type) VALUES ('No art', 'Ops', 2, 'import',"
+	    " 'audio/thumbs/without.mp3', 'audio/mpeg') RETURNING id"));
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"thumbnails\"}") == 202);
+	expect(wait_count("done:thumbnails", before + 1, 10000));
+	expect(strcmp(it_psql("SELECT has_cover FROM tracks WHERE id = '%s'", with), "t") == 0);
+	expect(sh("test -s %s/storage/images/tracks/%s/300.jpg && test -s"
+	    " %s/storage/images/tracks/%s/150.webp", stack_dir, with, stack_dir, with) == 0);
+	expect(strcmp(it_psql("SELECT has_cover || ' ' || (metadata ? 'cover_checked')"
+	    " FROM tracks WHERE id = '%s'", without), "false true") == 0);
+}
+
+static void
 test_jobs_backup_then_restore_brings_everything_back(void)
 {
 	struct http_res	 res;
@@ -413,6 +444,7 @@ const struct it_test jobs_tests[] = {
 	T(test_jobs_of_a_crashed_runner_are_recovered),
 	T(test_jobs_a_runner_killed_mid_job_loses_nothing_and_does_it_once),
 	T(test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing),
+	T(test_jobs_thumbnails_make_the_covers_the_library_lacks),
 	T(test_jobs_backup_then_restore_brings_everything_back),
 	T(test_jobs_a_damaged_backup_is_not_restored),
 	T(test_jobs_password_reset_mail_reaches_the_smtp_server),
