@@ -77,6 +77,7 @@ struct config {
 	int		 jobs_workers;		/* DJAMMS_JOBS_WORKERS */
 	long		 jobs_backoff_ms;	/* DJAMMS_JOBS_BACKOFF_MS */
 	long		 jobs_poll_ms;		/* DJAMMS_JOBS_POLL_MS */
+	long		 jobs_nice;		/* DJAMMS_JOBS_NICE */
 	long		 jobs_heartbeat_s;	/* DJAMMS_JOBS_HEARTBEAT_S */
 	long		 mail_max_attempts;	/* DJAMMS_MAIL_MAX_ATTEMPTS */
 	const char	*backup_dir;		/* DJAMMS_BACKUP_DIR */

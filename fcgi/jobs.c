@@ -5,7 +5,7 @@
  *
  * A job is a JSON object {"id","type","args","attempts","max_attempts",
  * "enqueued_at"}. It waits in jobs:queue; a runner process moves it
- * atomically (LMOVE) to its own list jobs:processing:<runner> while it
+ * atomically (BLMOVE) to its own list jobs:processing:<runner> while it
  * runs, and removes it from there when done (the acknowledgement). A
  * failure puts it on jobs:delayed (a sorted set by due time) with an
  * exponential back-off, until max_attempts; then on jobs:dead with its
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -747,6 +748,8 @@ runner_loop(int index, int schedule)
 {
 	char			 id[96], proc[160], hb[160];
 	uint64_t		 last_hb = 0, last_recover = 0;
+	long			 block_ms = cfg.jobs_poll_ms < cfg.redis_timeout_ms / 2 ?
+				    cfg.jobs_poll_ms : cfg.redis_timeout_ms / 2;
 	long long		 next_hourly = 0, next_minutely = 0;
 
 	snprintf(id, sizeof(id), "%s-%ld-%d", cfg.jobs_name, (long)getpid(), index);
@@ -773,7 +776,14 @@ runner_loop(int index, int schedule)
 			schedule_tick(&next_hourly, &next_minutely);
 		reply_free(rds_command(NULL, "EVAL %s 2 %s %s %lld", promote_lua,
 		    JOBS_DELAYED, JOBS_QUEUE, wall_ms()));
-		rep = rds_command(NULL, "LMOVE %s %s RIGHT LEFT", JOBS_QUEUE, proc);
+		/*
+		 * Wait for a job on the queue itself (BLMOVE) rather than polling
+		 * it: a job pushed now is taken at once. The wait stays within the
+		 * Redis command timeout, and the loop comes round for heartbeats
+		 * and due retries.
+		 */
+		rep = rds_command(NULL, "BLMOVE %s %s RIGHT LEFT %.3f", JOBS_QUEUE, proc,
+		    (double)block_ms / 1000.0);
 		if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
 			char	*raw = strdup(rep->str);
 
@@ -784,8 +794,9 @@ runner_loop(int index, int schedule)
 			free(raw);
 			continue;
 		}
+		if (rep == NULL)	/* Redis away: do not spin */
+			usleep(cfg.jobs_poll_ms * 1000);
 		reply_free(rep);
-		usleep(cfg.jobs_poll_ms * 1000);
 	}
 	reply_free(rds_command(NULL, "DEL %s", hb));
 	reply_free(rds_command(NULL, "ZREM jobs:runners %s", id));
@@ -826,8 +837,11 @@ runner_run(int workers, int schedule)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	log_info("job runner starting", "\"workers\":%d,\"schedule\":%s", workers,
-	    schedule ? "true" : "false");
+	/* the API comes first on a shared machine: the runners yield the CPU */
+	if (setpriority(PRIO_PROCESS, 0, (int)cfg.jobs_nice) != 0)
+		log_warn("job runner priority unchanged", "\"nice\":%ld", cfg.jobs_nice);
+	log_info("job runner starting", "\"workers\":%d,\"schedule\":%s,\"nice\":%ld",
+	    workers, schedule ? "true" : "false", cfg.jobs_nice);
 	for (;;) {
 		for (i = 0; i < workers && !jobs_stop; i++) {
 			if (pids[i] > 0)
