@@ -387,7 +387,15 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 			    " AND attempts < $1::int ORDER BY send_after LIMIT 1"
 			    " FOR UPDATE SKIP LOCKED", 1, NULL, a, NULL, NULL, 0);
 		}
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			/* a connection cut (a restore switched databases): again later */
+			snprintf(err, errlen, "outbox unreadable: %s", PQerrorMessage(c));
+			PQclear(res);
+			res = PQexec(c, "ROLLBACK");
+			PQclear(res);
+			return -1;
+		}
+		if (PQntuples(res) == 0) {
 			PQclear(res);
 			res = PQexec(c, "ROLLBACK");
 			PQclear(res);
@@ -682,6 +690,13 @@ work_one(const char *proc, const char *raw)
 		json_object_object_get_ex(j, "args", &v);
 		rc = job_run(type, v, err, sizeof(err));
 	}
+	/*
+	 * A connection the server cut (a restore, a restart) still looks fine
+	 * to libpq until used: after a failure, drop a bad one, so the retry
+	 * connects again.
+	 */
+	if (rc != 0 && db_conn() != NULL && PQstatus(db_conn()) != CONNECTION_OK)
+		db_disconnect();
 	if (rc == 0) {
 		reply_free(rds_command(NULL, "HINCRBY %s done:%s 1", JOBS_STATS, type));
 		/* end-to-end latency of the trivial jobs, for the bench */
@@ -747,7 +762,7 @@ static void
 runner_loop(int index, int schedule)
 {
 	char			 id[96], proc[160], hb[160];
-	uint64_t		 last_hb = 0, last_recover = 0;
+	uint64_t		 last_hb = 0, last_recover = 0, last_promote = 0;
 	long			 block_ms = cfg.jobs_poll_ms < cfg.redis_timeout_ms / 2 ?
 				    cfg.jobs_poll_ms : cfg.redis_timeout_ms / 2;
 	long long		 next_hourly = 0, next_minutely = 0;
@@ -774,8 +789,12 @@ runner_loop(int index, int schedule)
 		}
 		if (schedule && index == 0)
 			schedule_tick(&next_hourly, &next_minutely);
-		reply_free(rds_command(NULL, "EVAL %s 2 %s %s %lld", promote_lua,
-		    JOBS_DELAYED, JOBS_QUEUE, wall_ms()));
+		/* due retries back on the queue, ten times a second at most */
+		if (now_us() - last_promote >= 100000) {
+			reply_free(rds_command(NULL, "EVAL %s 2 %s %s %lld", promote_lua,
+			    JOBS_DELAYED, JOBS_QUEUE, wall_ms()));
+			last_promote = now_us();
+		}
 		/*
 		 * Wait for a job on the queue itself (BLMOVE) rather than polling
 		 * it: a job pushed now is taken at once. The wait stays within the

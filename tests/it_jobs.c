@@ -59,7 +59,8 @@ static void
 stop_runner(void)
 {
 	sh("%s/tools/stack jobs-stop %s", top_dir, stack_dir);
-	sh("kill $(cat %s/run/smtp.pid) 2>/dev/null", stack_dir);
+	sh("test ! -f %s/run/smtp.pid || kill $(cat %s/run/smtp.pid) 2>/dev/null",
+	    stack_dir, stack_dir);
 	runner_up = 0;
 }
 
