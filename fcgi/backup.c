@@ -498,8 +498,17 @@ backup_restore(const char *name, char *err, size_t errlen)
 			    stamp, dirs[i]);
 			if (access(staged, F_OK) != 0)
 				mkdir(staged, 0750);
-			rename(live, old);
-			rename(staged, live);
+			if (rename(live, old) != 0 && errno != ENOENT) {
+				log_error("restore: media left as they were", "\"dir\":\"%s\"",
+				    dirs[i]);
+				continue;
+			}
+			/* never leave the live directory missing */
+			if (rename(staged, live) != 0) {
+				rename(old, live);
+				log_error("restore: media left as they were", "\"dir\":\"%s\"",
+				    dirs[i]);
+			}
 		}
 		snprintf(path, sizeof(path), "%s/.restore-%s", cfg.storage_dir, stamp);
 		rmdir(path);

@@ -144,6 +144,9 @@ size_t		 json_escape_into(char *buf, size_t len, size_t cap, const char *s);
 /* Wall clock in RFC 3339 UTC with microseconds. OUT: buf[32]. */
 void		 log_time_rfc3339(char buf[40]);
 uint64_t	 now_us(void);		/* CLOCK_MONOTONIC */
+/* A numeric macro as a string literal, for SQL built at compile time. */
+#define XSTR(x)		#x
+#define STR(x)		XSTR(x)
 /* The master, every tick: rotate DJAMMS_LOG_FILE once it is too big. */
 void		 log_rotate_check(void);
 

@@ -428,7 +428,10 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 			sent++;
 		else {
 			failed++;
-			log_warn("mail not sent", "\"error\":\"%s\",\"attempts\":%d", e,
+			char	 esc[600];
+
+			json_escape_into(esc, 0, sizeof(esc), e);
+			log_warn("mail not sent", "\"error\":\"%s\",\"attempts\":%d", esc,
 			    attempts);
 			break;		/* the server is likely down: later */
 		}
@@ -646,9 +649,13 @@ recover_orphans(void)
 			    list + strlen("jobs:processing:"));
 			r2 = rds_command(NULL, "EVAL %s 3 %s %s %s", recover_lua, list,
 			    JOBS_QUEUE, hb);
-			if (r2 != NULL && r2->type == REDIS_REPLY_INTEGER && r2->integer > 0)
+			if (r2 != NULL && r2->type == REDIS_REPLY_INTEGER && r2->integer > 0) {
+				char	 esc[400];
+
+				json_escape_into(esc, 0, sizeof(esc), list);
 				log_warn("jobs of a dead runner put back on the queue",
-				    "\"list\":\"%s\",\"jobs\":%lld", list, r2->integer);
+				    "\"list\":\"%s\",\"jobs\":%lld", esc, r2->integer);
+			}
 			reply_free(r2);
 		}
 		reply_free(rep);

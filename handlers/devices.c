@@ -16,8 +16,6 @@
 
 #define DEVICE_INTERVAL_S	30	/* what the answer asks the player for */
 #define DEVICE_ONLINE_S		90	/* three intervals */
-#define XSTR(x)			#x
-#define STR(x)			XSTR(x)
 
 /* One device as JSON, written by the database (d: player_devices). */
 #define DEVICE_JSON \

@@ -22,8 +22,6 @@
 
 #include "../fcgi/djamms.h"
 
-#define XSTR(x)			#x
-#define STR(x)			XSTR(x)
 
 #define CONFLICT_WEEKS		8
 #define UPCOMING_MAX_DAYS	92
