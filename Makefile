@@ -11,14 +11,14 @@ UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/syste
 
 CC	?= cc
 PKGS	 = json-c zlib libcurl libpq hiredis libjwt openssl libargon2 libmagic taglib_c \
-	   libavformat libavcodec libavutil vips
+	   libavformat libavcodec libavutil libswresample aubio libebur128 vips
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE \
 	   $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	   -DDJAMMS_SQL_DIR_DEFAULT='"$(DATADIR)/djamms/sql"'
 LDFLAGS	+= -pie -Wl,-z,relro,-z,now
-LDLIBS	 = -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS	 = -lfcgi $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 ifeq ($(SAN),1)
 B	 = build-asan

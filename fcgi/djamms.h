@@ -878,6 +878,38 @@ void		 media_path_segment(const char *in, char *out, size_t cap);
 void		 media_guess_from_filename(const char *path, char *title,
 		    size_t tcap, char *artist, size_t acap);
 const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
+/*
+ * Open an audio file with the demuxer its sniffed format calls for, the
+ * file protocol only. OUT: *ctx (avformat_close_input() it). 0 or -1.
+ */
+struct AVFormatContext;
+int		 media_open_audio(const char *path, struct AVFormatContext **ctx);
+
+/* ---- analysis.c: tempo and loudness ------------------------------------ */
+
+struct media_analysis {
+	double		 seconds;	/* of audio decoded */
+	int		 has_bpm;	/* enough beats were found */
+	double		 bpm;		/* median of the beat intervals */
+	double		 bpm_confidence;	/* aubio's, 0 when unsure */
+	int		 has_loudness;	/* not silent */
+	double		 lufs;		/* EBU R128 integrated loudness */
+	double		 lra;		/* loudness range, LU */
+	double		 peak_dbfs;	/* sample peak, the loudest channel */
+};
+/*
+ * Decode the whole file (libavcodec, resampled to 44.1 kHz float), beat
+ * tracking with aubio, loudness with libebur128. 0, or -1 (OUT: err) when
+ * the file does not decode as audio.
+ */
+int		 media_analyze(const char *path, struct media_analysis *out,
+		    char *err, size_t errlen);
+/*
+ * BPM from beat times (seconds, ascending): 60 over the mean of the
+ * intervals (those between 0.2 and 3 s) within 8% of their median. 0
+ * when fewer than 4 such intervals. Pure.
+ */
+double		 media_bpm_from_beats(const double *beats, size_t n);
 /* Release libmagic and libvips; at worker exit. Safe to call twice. */
 void		 media_shutdown(void);
 

@@ -536,6 +536,17 @@ out:
 }
 
 int
+media_open_audio(const char *path, AVFormatContext **ctx)
+{
+	enum media_format	 fmt;
+
+	*ctx = NULL;
+	if ((fmt = media_sniff(path, NULL)) == MF_UNKNOWN)
+		return -1;
+	return av_open(path, fmt, ctx);
+}
+
+int
 media_cover_extract(const char *path, unsigned char **data, size_t *len)
 {
 	AVFormatContext		*ctx;

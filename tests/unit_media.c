@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,12 @@ static const char fixture_script[] =
 	"$F -f lavfi -i color=c=blue:s=32x32 -frames:v 1 p.png\n"
 	"$F -f lavfi -i color=c=green:s=12000x8 -frames:v 1 wide.png\n"
 	"$F -f lavfi -i 'color=c=red@0.5:s=200x100,format=rgba' -frames:v 1 alpha.png\n"
+	/* clicks at 128 BPM; a -20 dBFS 997 Hz tone; silence */
+	"$F -f lavfi -i \"aevalsrc='0.8*sin(2*PI*1000*t)*lt(mod(t,60/128),0.02)':"
+	    "s=44100:d=30\" -ac 2 -c:a libmp3lame -b:a 192k clicks128.mp3\n"
+	"$F -f lavfi -i \"aevalsrc='0.1*sin(2*PI*997*t)|0.1*sin(2*PI*997*t)':"
+	    "s=48000:d=10\" -c:a flac tone.flac\n"
+	"$F -f lavfi -i anullsrc=r=44100:cl=mono -t 5 -c:a pcm_s16le silence.wav\n"
 	"printf 'hello, this is not music\\n' > x.mp3\n"
 	"cp /bin/true y.mp3\n";
 
@@ -960,6 +967,77 @@ test_shutdown_twice_is_safe_and_sniffing_comes_back(void **state)
 	assert_int_equal(media_covers_write(b, 1, fx("covers-after")), -1);
 }
 
+/* ---- analysis --------------------------------------------------------- */
+
+static void
+test_bpm_is_the_median_of_beat_intervals(void **state)
+{
+	const double	 steady[] = { 0, 0.5, 1.0, 1.5, 2.0, 2.5 };
+	/* one missed beat (1 s) and one doubled (0.25 s) do not move it */
+	const double	 rough[] = { 0, 0.5, 1.0, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0 };
+	const double	 few[] = { 0, 0.5, 1.0, 1.5 };
+	const double	 apart[] = { 0, 5, 10, 15, 20, 25 };
+
+	assert_true(fabs(media_bpm_from_beats(steady, 6) - 120) < 1e-9);
+	assert_true(fabs(media_bpm_from_beats(rough, 9) - 120) < 1e-9);
+	assert_true(media_bpm_from_beats(few, 4) == 0);
+	assert_true(media_bpm_from_beats(apart, 6) == 0);	/* no interval in range */
+	assert_true(media_bpm_from_beats(NULL, 0) == 0);
+}
+
+static void
+test_analysis_finds_the_tempo_of_a_click_track(void **state)
+{
+	struct media_analysis	 a;
+	char			 err[128] = "";
+
+	assert_int_equal(media_analyze(fx("clicks128.mp3"), &a, err, sizeof(err)), 0);
+	assert_true(a.seconds > 29 && a.seconds < 31.5);
+	assert_true(a.has_bpm);
+	assert_true(a.bpm > 126.5 && a.bpm < 129.5);
+	assert_true(a.bpm_confidence > 0.5);
+	assert_true(a.has_loudness);
+}
+
+static void
+test_analysis_measures_loudness_and_peak(void **state)
+{
+	struct media_analysis	 a;
+	char			 err[128] = "";
+
+	/* EBU Tech 3341: a 997 Hz tone at -20 dBFS on both channels is -20 LUFS */
+	assert_int_equal(media_analyze(fx("tone.flac"), &a, err, sizeof(err)), 0);
+	assert_true(a.has_loudness);
+	assert_true(fabs(a.lufs + 20) < 0.3);
+	assert_true(fabs(a.peak_dbfs + 20) < 0.2);
+	assert_true(a.lra < 1);
+	assert_true(fabs(a.seconds - 10) < 0.1);	/* 48 kHz resampled, still 10 s */
+	assert_false(a.has_bpm);			/* a steady tone has no beat */
+}
+
+static void
+test_analysis_of_silence_has_no_loudness_nor_tempo(void **state)
+{
+	struct media_analysis	 a;
+	char			 err[128] = "";
+
+	assert_int_equal(media_analyze(fx("silence.wav"), &a, err, sizeof(err)), 0);
+	assert_false(a.has_loudness);
+	assert_false(a.has_bpm);
+}
+
+static void
+test_analysis_refuses_what_is_not_audio(void **state)
+{
+	struct media_analysis	 a;
+	char			 err[128] = "";
+
+	assert_int_equal(media_analyze(fx("x.mp3"), &a, err, sizeof(err)), -1);
+	assert_true(err[0] != '\0');
+	assert_int_equal(media_analyze(fx("truncated.mp3"), &a, err, sizeof(err)), -1);
+	assert_int_equal(media_analyze(fx("nonexistent.mp3"), &a, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
@@ -1031,6 +1109,12 @@ main(void)
 		cmocka_unit_test(test_guess_of_nothing_is_empty),
 		cmocka_unit_test(test_guess_cleans_ill_formed_utf8),
 		cmocka_unit_test(test_format_names),
+		/* analysis */
+		cmocka_unit_test(test_bpm_is_the_median_of_beat_intervals),
+		cmocka_unit_test(test_analysis_finds_the_tempo_of_a_click_track),
+		cmocka_unit_test(test_analysis_measures_loudness_and_peak),
+		cmocka_unit_test(test_analysis_of_silence_has_no_loudness_nor_tempo),
+		cmocka_unit_test(test_analysis_refuses_what_is_not_audio),
 		cmocka_unit_test(test_shutdown_twice_is_safe_and_sniffing_comes_back),
 	};
 
