@@ -32,49 +32,6 @@
 
 #include "djamms.h"
 
-/* Run argv (no shell); stdout to out_path when given. 0 if it exited 0. */
-static int
-run_cmd(char *const argv[], const char *out_path, char *err, size_t errlen)
-{
-	pid_t	 pid;
-	int	 status, fd;
-
-	if ((pid = fork()) < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		if (out_path != NULL) {
-			if ((fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0640)) < 0)
-				_exit(126);
-			dup2(fd, STDOUT_FILENO);
-			close(fd);
-		}
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR) {
-			snprintf(err, errlen, "waitpid: %s", strerror(errno));
-			return -1;
-		}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(err, errlen, "%s failed (status %d)", argv[0],
-		    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-rm_tree(const char *path)
-{
-	char	 err[128];
-	char	*argv[] = { "rm", "-rf", "--", (char *)path, NULL };
-
-	run_cmd(argv, NULL, err, sizeof(err));
-}
-
 static const char *
 backup_dir(void)
 {
@@ -212,7 +169,7 @@ backup_create(int with_media, char name_out[64], char *err, size_t errlen)
 		char	*argv[] = { "pg_dump", "--format=custom", "--no-owner",
 			    "--file", path, "--dbname", (char *)cfg.database_url, NULL };
 
-		if (run_cmd(argv, NULL, err, errlen) != 0)
+		if (proc_run(argv, NULL, NULL, 0, err, errlen) != 0)
 			goto fail;
 	}
 	/* the media: what the library stores (not temp files) */
@@ -223,7 +180,7 @@ backup_create(int with_media, char name_out[64], char *err, size_t errlen)
 			    "images", NULL };
 
 		snprintf(tar, sizeof(tar), "%s/media.tar", part);
-		if (run_cmd(argv, NULL, err, errlen) != 0)
+		if (proc_run(argv, NULL, NULL, 0, err, errlen) != 0)
 			goto fail;
 	}
 	m = json_object_new_object();
@@ -418,7 +375,7 @@ backup_restore(const char *name, char *err, size_t errlen)
 		char	*argv[] = { "pg_restore", "--no-owner", "--exit-on-error",
 			    "--dbname", conn, path, NULL };
 
-		if (run_cmd(argv, NULL, err, errlen) != 0) {
+		if (proc_run(argv, NULL, NULL, 0, err, errlen) != 0) {
 			e = PQescapeIdentifier(c, fresh, strlen(fresh));
 			snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", e);
 			PQfreemem(e);
@@ -435,7 +392,7 @@ backup_restore(const char *name, char *err, size_t errlen)
 
 		snprintf(stage, sizeof(stage), "%s/.restore-%s", cfg.storage_dir, stamp);
 		snprintf(tar, sizeof(tar), "%s/%s/media.tar", backup_dir(), name);
-		if (mkdir(stage, 0750) != 0 || run_cmd(argv, NULL, err, errlen) != 0) {
+		if (mkdir(stage, 0750) != 0 || proc_run(argv, NULL, NULL, 0, err, errlen) != 0) {
 			rm_tree(stage);
 			e = PQescapeIdentifier(c, fresh, strlen(fresh));
 			snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", e);

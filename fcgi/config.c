@@ -177,6 +177,10 @@ config_load(enum config_need need)
 	cfg.mail_max_attempts = env_long("DJAMMS_MAIL_MAX_ATTEMPTS", 8, 1, 100);
 	cfg.backup_dir = env_str("DJAMMS_BACKUP_DIR", "/var/lib/djamms/backups", 0);
 	cfg.backup_keep = env_long("DJAMMS_BACKUP_KEEP", 7, 1, 1000);
+	cfg.ffmpeg = env_str("DJAMMS_FFMPEG", "ffmpeg", 0);
+	cfg.hls_timeout_s = env_long("DJAMMS_HLS_TIMEOUT_S", 1800, 10, 86400);
+	cfg.orphan_grace_h = env_long("DJAMMS_ORPHAN_GRACE_H", 24, 0, 8760);
+	cfg.log_keep_days = env_long("DJAMMS_LOG_KEEP_DAYS", 30, 1, 3650);
 	{
 		static char	 host[64];
 

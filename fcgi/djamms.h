@@ -82,6 +82,10 @@ struct config {
 	long		 mail_max_attempts;	/* DJAMMS_MAIL_MAX_ATTEMPTS */
 	const char	*backup_dir;		/* DJAMMS_BACKUP_DIR */
 	long		 backup_keep;		/* DJAMMS_BACKUP_KEEP */
+	const char	*ffmpeg;		/* DJAMMS_FFMPEG, the HLS encoder */
+	long		 hls_timeout_s;		/* DJAMMS_HLS_TIMEOUT_S, per track */
+	long		 orphan_grace_h;	/* DJAMMS_ORPHAN_GRACE_H */
+	long		 log_keep_days;		/* DJAMMS_LOG_KEEP_DAYS */
 	const char	*jobs_name;		/* this host's name, for runner ids */
 };
 
@@ -611,6 +615,7 @@ void		 revoke_schedule_bump(void);
 
 /* 1 if type is a job the runner knows ("fail" only in test mode). */
 int		 jobs_type_known(const char *type);
+int		 jobs_bulk_type(const char *type);	/* on jobs:queue:bulk */
 /* Queue a job (args: a JSON object text or NULL). 0 if queued. OUT: id. */
 int		 jobs_enqueue(const char *type, const char *args_json,
 		    int max_attempts, char id_out[37]);
@@ -884,6 +889,59 @@ const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
  */
 struct AVFormatContext;
 int		 media_open_audio(const char *path, struct AVFormatContext **ctx);
+
+/* ---- proc.c: helper programs, directory trees ------------------------- */
+
+/*
+ * Run argv (no shell; stdin /dev/null), stdout to out_path and stderr to
+ * err_path when given. With timeout_s > 0 it runs in its own process
+ * group, killed whole when it takes longer. 0 if it exited 0, else -1
+ * (OUT: err).
+ */
+int		 proc_run(char *const argv[], const char *out_path,
+		    const char *err_path, int timeout_s, char *err, size_t errlen);
+/* Remove path and, for a directory, everything under it (never following links). */
+void		 rm_tree(const char *path);
+
+/* ---- hls.c: HLS renditions ------------------------------------------ */
+
+#define HLS_RENDITIONS	"64k 128k 256k"
+/*
+ * <storage>/hls/<track_id>/: master.m3u8 and, per rendition (AAC at 64,
+ * 128 and 256 kbit/s), <name>/index.m3u8 and <name>/segNNN.ts, made by
+ * ffmpeg from src (an absolute path) in a temp directory, which takes the
+ * place of the old one only once complete. 0 done; 1 ffmpeg refused the
+ * file (err says why: the file is at fault); -1 a failure worth a retry.
+ */
+int		 hls_build(const char *track_id, const char *src, char *err,
+		    size_t errlen);
+void		 hls_remove(const char *track_id);
+/*
+ * The signed master URL for a track, valid until expires:
+ * /hls/<id>/<expires>/<md5 base64url>/master.m3u8, checked by nginx's
+ * secure_link over "<expires>/hls/<id> <secret>", which every file under
+ * the prefix shares (the playlists name their files relatively). OUT:
+ * out (cap bytes).
+ */
+void		 hls_master_url(const char *track_id, long expires, char *out,
+		    size_t cap);
+
+/* ---- orphans.c: what the cleanup job removes from disk ------------------ */
+
+struct orphan_counts {
+	long long	 audio_files;	/* in storage/audio, named by no track */
+	long long	 cover_dirs;	/* images/tracks/<id> of tracks gone */
+	long long	 hls_dirs;	/* hls/<id> of tracks gone, jobs' leftovers */
+	long long	 upload_files;	/* stale bodies in tmp/upload */
+};
+/*
+ * Remove, among what was last modified more than grace_s ago, the files
+ * and directories of storage that belong to no track (see the counts).
+ * 0, or -1 when the database could not say (nothing is removed then).
+ */
+int		 orphans_sweep(long grace_s, struct orphan_counts *out);
+/* Rotated logs (DJAMMS_LOG_FILE.N, .N.gz) older than keep_days, removed. */
+int		 logs_prune(long keep_days, long long *removed);
 
 /* ---- analysis.c: tempo and loudness ------------------------------------ */
 

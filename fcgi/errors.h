@@ -20,6 +20,7 @@
 	X(E_QUOTA,		413, "quota_exceeded")			\
 	X(E_UNSUPPORTED,	415, "unsupported_media_type")		\
 	X(E_INVALID,		422, "validation_failed")		\
+	X(E_TRANSCODE,		422, "transcode_failed")		\
 	X(E_RATE_LIMITED,	429, "rate_limited")			\
 	X(E_INTERNAL,		500, "internal")			\
 	X(E_UNAVAILABLE,	503, "unavailable")

@@ -4,7 +4,10 @@
  * same binary; djamms-jobs.service).
  *
  * A job is a JSON object {"id","type","args","attempts","max_attempts",
- * "enqueued_at"}. It waits in jobs:queue; a runner process moves it
+ * "enqueued_at"}. It waits in jobs:queue (the long media work, thumbnails,
+ * analysis and HLS, in jobs:queue:bulk, which the first runner process
+ * leaves to the others so mail is never stuck behind an encoding); a
+ * runner process moves it
  * atomically (BLMOVE) to its own list jobs:processing:<runner> while it
  * runs, and removes it from there when done (the acknowledgement). A
  * failure puts it on jobs:delayed (a sorted set by due time) with an
@@ -38,14 +41,18 @@
 #include "djamms.h"
 
 #define JOBS_QUEUE	"jobs:queue"
+#define JOBS_BULK	"jobs:queue:bulk"	/* long media work: thumbnails, analysis, hls */
 #define JOBS_DELAYED	"jobs:delayed"
 #define JOBS_DEAD	"jobs:dead"
 #define JOBS_STATS	"jobs:stats"
 #define DEAD_KEEP	1000
 
+/* SIGTERM: the runner finishes the job in hand, long sweeps stop early */
+static volatile sig_atomic_t	 jobs_stop;
+
 static const char *const job_types[] = {
-	"cleanup", "popularity", "mail", "noop", "thumbnails", "backup", "restore",
-	"fail", "sleep", NULL
+	"cleanup", "popularity", "mail", "noop", "thumbnails", "analysis", "hls",
+	"backup", "restore", "fail", "sleep", NULL
 };
 
 static long long
@@ -88,6 +95,10 @@ jobs_health(long long *runners, long long *queued, long long *oldest_s)
 	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
 		*queued = rep->integer;
 	reply_free(rep);
+	rep = rds_command(NULL, "LLEN %s", JOBS_BULK);
+	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
+		*queued += rep->integer;
+	reply_free(rep);
 	/* the oldest waits at the right end */
 	rep = rds_command(NULL, "LINDEX %s -1", JOBS_QUEUE);
 	if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
@@ -99,6 +110,18 @@ jobs_health(long long *runners, long long *queued, long long *oldest_s)
 	}
 	reply_free(rep);
 	return 0;
+}
+
+/*
+ * The bulk queue's: long media work, which must not hold up mail and the
+ * rest behind it. With two runner processes or more, the first never
+ * takes it.
+ */
+int
+jobs_bulk_type(const char *type)
+{
+	return strcmp(type, "thumbnails") == 0 || strcmp(type, "analysis") == 0 ||
+	    strcmp(type, "hls") == 0;
 }
 
 int
@@ -139,7 +162,7 @@ jobs_enqueue(const char *type, const char *args_json, int max_attempts,
 	json_object_object_add(j, "max_attempts", json_object_new_int(
 	    max_attempts > 0 ? max_attempts : 5));
 	json_object_object_add(j, "enqueued_at", json_object_new_int64(wall_ms()));
-	rep = rds_command(NULL, "LPUSH %s %s", JOBS_QUEUE,
+	rep = rds_command(NULL, "LPUSH %s %s", jobs_bulk_type(type) ? JOBS_BULK : JOBS_QUEUE,
 	    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 	ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
 	reply_free(rep);
@@ -169,7 +192,11 @@ db_run(const char *sql, const char *const *args, int nargs, long *rows)
 	return ok ? 0 : -1;
 }
 
-/* Expired tokens, resets and share links; old searches; stale temp files. */
+/*
+ * Expired tokens, resets and share links, sent mail, stale devices; files
+ * no track owns after DJAMMS_ORPHAN_GRACE_H (orphans.c); rotated logs
+ * older than DJAMMS_LOG_KEEP_DAYS.
+ */
 static int
 job_cleanup(struct json_object *args, char *err, size_t errlen)
 {
@@ -180,8 +207,10 @@ job_cleanup(struct json_object *args, char *err, size_t errlen)
 		"DELETE FROM outbox WHERE sent_at < now() - interval '30 days'",
 		"DELETE FROM player_devices WHERE last_seen_at < now() - interval '90 days'",
 	};
-	long		 rows, total = 0;
-	size_t		 i;
+	struct orphan_counts	 oc;
+	long			 rows, total = 0;
+	long long		 logs;
+	size_t			 i;
 
 	(void)args;
 	if (!db_ok()) {
@@ -195,7 +224,15 @@ job_cleanup(struct json_object *args, char *err, size_t errlen)
 		}
 		total += rows;
 	}
-	log_info("cleanup done", "\"rows\":%ld", total);
+	if (orphans_sweep(cfg.orphan_grace_h * 3600, &oc) != 0) {
+		snprintf(err, errlen, "cannot tell orphaned files from the library's");
+		return -1;
+	}
+	logs_prune(cfg.log_keep_days, &logs);
+	log_info("cleanup done", "\"rows\":%ld,\"orphaned_files\":%lld,"
+	    "\"cover_dirs\":%lld,\"hls_dirs\":%lld,\"upload_files\":%lld,"
+	    "\"old_logs\":%lld", total, oc.audio_files, oc.cover_dirs, oc.hls_dirs,
+	    oc.upload_files, logs);
 	return 0;
 }
 
@@ -517,6 +554,270 @@ job_thumbnails(struct json_object *args, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- tracks' audio: analysis and HLS -------------------------------- */
+
+#define SWEEP_BATCH	20
+#define SWEEP_BUDGET_S	300
+
+/*
+ * One sweep of a kind at a time across runners (a second one would only
+ * redo the first one's tracks): a Redis lock with an expiry, in case the
+ * holder dies. 1 taken, 0 held by another, -1 Redis away.
+ */
+static int
+sweep_lock(const char *kind, int take)
+{
+	struct redisReply	*rep;
+	int			 rc;
+
+	if (!take) {
+		reply_free(rds_command(NULL, "DEL jobs:sweep:%s", kind));
+		return 1;
+	}
+	rep = rds_command(NULL, "SET jobs:sweep:%s %s NX EX %d", kind, cfg.jobs_name,
+	    SWEEP_BUDGET_S * 2);
+	rc = rep == NULL ? -1 : rep->type == REDIS_REPLY_STATUS ? 1 : 0;
+	reply_free(rep);
+	return rc;
+}
+
+/* args.track_id if it is one, else NULL. */
+static const char *
+arg_track(struct json_object *args)
+{
+	struct json_object	*v;
+
+	if (args != NULL && json_object_object_get_ex(args, "track_id", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    uuid_valid(json_object_get_string(v)))
+		return json_object_get_string(v);
+	return NULL;
+}
+
+/* An absolute path inside storage for a row's file_path, or NULL. */
+static const char *
+track_file(const char *rel, char *buf, size_t cap)
+{
+	if (strncmp(rel, "audio/", 6) != 0 || strstr(rel, "..") != NULL ||
+	    (size_t)snprintf(buf, cap, "%s/%s", cfg.storage_dir, rel) >= cap)
+		return NULL;
+	return buf;
+}
+
+/* Analyse one track; -1 only for a database failure. */
+static int
+analyse_one(const char *id, const char *rel)
+{
+	struct media_analysis	 a;
+	char			 path[4200], e[256] = "", n[5][32];
+	const char		*abs = track_file(rel, path, sizeof(path));
+	PGresult		*res;
+	int			 ok;
+
+	ok = abs != NULL && media_analyze(abs, &a, e, sizeof(e)) == 0;
+	if (!ok) {
+		char	 esc[600];
+
+		json_escape_into(esc, 0, sizeof(esc), abs == NULL ? "not in storage" : e);
+		log_warn("track not analysed", "\"track\":\"%s\",\"error\":\"%s\"", id, esc);
+		memset(&a, 0, sizeof(a));
+	}
+	snprintf(n[0], sizeof(n[0]), "%.2f", a.bpm);
+	snprintf(n[1], sizeof(n[1]), "%.3f", a.bpm_confidence);
+	snprintf(n[2], sizeof(n[2]), "%.2f", a.lufs);
+	snprintf(n[3], sizeof(n[3]), "%.2f", a.lra);
+	snprintf(n[4], sizeof(n[4]), "%.2f", a.peak_dbfs);
+	{
+		const char	*p[6] = { id, a.has_bpm ? n[0] : NULL,
+				    a.has_bpm ? n[1] : NULL, a.has_loudness ? n[2] : NULL,
+				    a.has_loudness ? n[3] : NULL, a.has_loudness ? n[4] : NULL };
+
+		res = PQexecParams(db_conn(), "UPDATE tracks SET bpm = $2::real,"
+		    " bpm_confidence = $3::real, loudness_lufs = $4::real,"
+		    " loudness_range = $5::real, peak_dbfs = $6::real, analyzed_at = now()"
+		    " WHERE id = $1::uuid", 6, NULL, p, NULL, NULL, 0);
+	}
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Tempo and loudness (analysis.c) of args.track_id, or of every track not
+ * analysed yet, oldest first, for at most SWEEP_BUDGET_S; the sweep queues
+ * itself again when tracks are left. A file that does not decode is marked
+ * analysed without figures (a retry would not change that).
+ */
+static int
+job_analysis(struct json_object *args, char *err, size_t errlen)
+{
+	const char	*one = arg_track(args);
+	time_t		 start = time(NULL);
+	int		 done = 0, more = 0, i, lock;
+
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	if (one == NULL && (lock = sweep_lock("analysis", 1)) != 1)
+		return 0;		/* another runner sweeps (or Redis is away) */
+	for (;;) {
+		const char	*a[1] = { one };
+		PGresult	*res = PQexecParams(db_conn(), one != NULL ?
+		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
+		    " AND file_path IS NOT NULL" :
+		    "SELECT id, file_path FROM tracks WHERE analyzed_at IS NULL"
+		    " AND file_path IS NOT NULL AND is_active AND $1::text IS NULL"
+		    " ORDER BY created_at LIMIT " STR(SWEEP_BATCH), 1, NULL, a, NULL, NULL, 0);
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			PQclear(res);
+			snprintf(err, errlen, "cannot list the tracks");
+			if (one == NULL)
+				sweep_lock("analysis", 0);
+			return -1;
+		}
+		for (i = 0; i < PQntuples(res); i++) {
+			if (analyse_one(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)) != 0) {
+				PQclear(res);
+				snprintf(err, errlen, "cannot store the analysis");
+				if (one == NULL)
+					sweep_lock("analysis", 0);
+				return -1;
+			}
+			done++;
+		}
+		more = one == NULL && PQntuples(res) == SWEEP_BATCH;
+		PQclear(res);
+		if (!more || jobs_stop || time(NULL) - start >= SWEEP_BUDGET_S)
+			break;
+	}
+	if (one == NULL) {
+		sweep_lock("analysis", 0);
+		if (more)
+			jobs_enqueue("analysis", NULL, 3, NULL);
+	}
+	log_info("analysis done", "\"tracks\":%d,\"more\":%s", done, more ? "true" : "false");
+	return 0;
+}
+
+/* HLS for one track; -1 for a failure worth a retry of the job. */
+static int
+hls_one(const char *id, const char *rel, char *err, size_t errlen)
+{
+	char		 path[4200], e[400] = "";
+	const char	*abs = track_file(rel, path, sizeof(path));
+	PGresult	*res;
+	int		 rc;
+
+	rc = abs == NULL ? 1 : hls_build(id, abs, e, sizeof(e));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", e);
+		return -1;
+	}
+	{
+		const char	*p[2] = { id, rc == 0 ? NULL : abs == NULL ?
+				    "the file is not in storage" : e };
+
+		/* the row may have gone meanwhile: then so do the renditions */
+		res = PQexecParams(db_conn(), rc == 0 ?
+		    "UPDATE tracks SET hls_ready_at = now(), hls_error = NULL"
+		    " WHERE id = $1::uuid AND file_path IS NOT NULL AND $2::text IS NULL"
+		    " RETURNING id" :
+		    "UPDATE tracks SET hls_ready_at = NULL, hls_error = left($2, 500)"
+		    " WHERE id = $1::uuid RETURNING id", 2, NULL, p, NULL, NULL, 0);
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		snprintf(err, errlen, "cannot record the renditions");
+		return -1;
+	}
+	if (PQntuples(res) == 0 && rc == 0)
+		hls_remove(id);
+	if (rc != 0) {
+		char	 esc[900];
+
+		json_escape_into(esc, 0, sizeof(esc), abs == NULL ? "not in storage" : e);
+		log_warn("no HLS for a track", "\"track\":\"%s\",\"error\":\"%s\"", id, esc);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * HLS renditions (hls.c) of args.track_id, or of every track without
+ * them, oldest first, for at most SWEEP_BUDGET_S; queued again when
+ * tracks are left. Nothing when the hls_enabled setting is false. A file
+ * ffmpeg refuses keeps the reason (hls_error) and is not tried again by
+ * the sweep; a job for that one track tries again.
+ */
+static int
+job_hls(struct json_object *args, char *err, size_t errlen)
+{
+	const char	*one = arg_track(args);
+	time_t		 start = time(NULL);
+	int		 done = 0, more = 0, i, lock;
+	PGresult	*res;
+
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	res = PQexec(db_conn(), "SELECT coalesce((SELECT value = 'false'::jsonb"
+	    " FROM system_settings WHERE key = 'hls_enabled'), false)");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		snprintf(err, errlen, "cannot read the settings");
+		return -1;
+	}
+	i = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (i) {
+		log_info("hls is turned off", "\"track\":%s", one ? "true" : "false");
+		return 0;
+	}
+	if (one == NULL && (lock = sweep_lock("hls", 1)) != 1)
+		return 0;
+	for (;;) {
+		const char	*a[1] = { one };
+
+		res = PQexecParams(db_conn(), one != NULL ?
+		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
+		    " AND file_path IS NOT NULL" :
+		    "SELECT id, file_path FROM tracks WHERE hls_ready_at IS NULL"
+		    " AND hls_error IS NULL AND file_path IS NOT NULL AND is_active"
+		    " AND $1::text IS NULL ORDER BY created_at LIMIT " STR(SWEEP_BATCH),
+		    1, NULL, a, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			PQclear(res);
+			snprintf(err, errlen, "cannot list the tracks");
+			break;
+		}
+		for (i = 0; i < PQntuples(res); i++) {
+			if (hls_one(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err,
+			    errlen) != 0)
+				break;
+			done++;
+		}
+		more = one == NULL && PQntuples(res) == SWEEP_BATCH;
+		if (i < PQntuples(res)) {
+			PQclear(res);
+			break;
+		}
+		PQclear(res);
+		err[0] = '\0';
+		if (!more || jobs_stop || time(NULL) - start >= SWEEP_BUDGET_S)
+			break;
+	}
+	if (one == NULL) {
+		sweep_lock("hls", 0);
+		if (more && err[0] == '\0')
+			jobs_enqueue("hls", NULL, 3, NULL);
+	}
+	log_info("hls done", "\"tracks\":%d,\"more\":%s", done, more ? "true" : "false");
+	return err[0] == '\0' ? 0 : -1;
+}
+
 /* args {"media": bool}: a backup (backup.c). */
 static int
 job_backup(struct json_object *args, char *err, size_t errlen)
@@ -593,6 +894,10 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 		return job_backup(args, err, errlen);
 	if (strcmp(type, "thumbnails") == 0)
 		return job_thumbnails(args, err, errlen);
+	if (strcmp(type, "analysis") == 0)
+		return job_analysis(args, err, errlen);
+	if (strcmp(type, "hls") == 0)
+		return job_hls(args, err, errlen);
 	if (strcmp(type, "restore") == 0)
 		return job_restore(args, err, errlen);
 	if (strcmp(type, "fail") == 0 && cfg.test_routes)
@@ -606,18 +911,25 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 /* ---- the runner ----------------------------------------------------- */
 
 /* Due delayed jobs back on the queue, atomically. */
-static const char	 promote_lua[] =
+/* The bulk queue's types (jobs_bulk_type()), for the scripts below. */
+#define BULK_LUA \
+	"local bulk = {thumbnails = true, analysis = true, hls = true}" \
+	" local function queue_of(j) local ok, d = pcall(cjson.decode, j)" \
+	" if ok and type(d) == 'table' and bulk[d.type] then return KEYS[3] end" \
+	" return KEYS[2] end "
+
+/* Due delayed jobs back on their queue, atomically. */
+static const char	 promote_lua[] = BULK_LUA
 	"local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)"
 	" for _, j in ipairs(due) do redis.call('ZREM', KEYS[1], j)"
-	" redis.call('LPUSH', KEYS[2], j) end return #due";
+	" redis.call('LPUSH', queue_of(j), j) end return #due";
 
-/* A dead runner's list back on the queue, atomically. */
-static const char	 recover_lua[] =
-	"if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end"
-	" local n = 0 while redis.call('RPOPLPUSH', KEYS[1], KEYS[2]) do n = n + 1 end"
+/* A dead runner's list back on the queues, atomically. */
+static const char	 recover_lua[] = BULK_LUA
+	"if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end"
+	" local n = 0 while true do local j = redis.call('RPOP', KEYS[1])"
+	" if not j then break end redis.call('LPUSH', queue_of(j), j) n = n + 1 end"
 	" return n";
-
-static volatile sig_atomic_t	 jobs_stop;
 
 static void
 on_term(int sig)
@@ -647,8 +959,8 @@ recover_orphans(void)
 
 			snprintf(hb, sizeof(hb), "jobs:runner:%s",
 			    list + strlen("jobs:processing:"));
-			r2 = rds_command(NULL, "EVAL %s 3 %s %s %s", recover_lua, list,
-			    JOBS_QUEUE, hb);
+			r2 = rds_command(NULL, "EVAL %s 4 %s %s %s %s", recover_lua, list,
+			    JOBS_QUEUE, JOBS_BULK, hb);
 			if (r2 != NULL && r2->type == REDIS_REPLY_INTEGER && r2->integer > 0) {
 				char	 esc[400];
 
@@ -761,6 +1073,8 @@ schedule_tick(long long *next_hourly, long long *next_minutely)
 		jobs_enqueue("cleanup", NULL, 3, NULL);
 		jobs_enqueue("popularity", NULL, 3, NULL);
 		jobs_enqueue("thumbnails", NULL, 3, NULL);
+		jobs_enqueue("analysis", NULL, 3, NULL);
+		jobs_enqueue("hls", NULL, 3, NULL);
 		*next_hourly = now + 3600000;
 	}
 }
@@ -773,6 +1087,7 @@ runner_loop(int index, int schedule)
 	long			 block_ms = cfg.jobs_poll_ms < cfg.redis_timeout_ms / 2 ?
 				    cfg.jobs_poll_ms : cfg.redis_timeout_ms / 2;
 	long long		 next_hourly = 0, next_minutely = 0;
+	int			 bulk = index > 0 || cfg.jobs_workers < 2;
 
 	snprintf(id, sizeof(id), "%s-%ld-%d", cfg.jobs_name, (long)getpid(), index);
 	snprintf(proc, sizeof(proc), "jobs:processing:%s", id);
@@ -798,8 +1113,8 @@ runner_loop(int index, int schedule)
 			schedule_tick(&next_hourly, &next_minutely);
 		/* due retries back on the queue, ten times a second at most */
 		if (now_us() - last_promote >= 100000) {
-			reply_free(rds_command(NULL, "EVAL %s 2 %s %s %lld", promote_lua,
-			    JOBS_DELAYED, JOBS_QUEUE, wall_ms()));
+			reply_free(rds_command(NULL, "EVAL %s 3 %s %s %s %lld", promote_lua,
+			    JOBS_DELAYED, JOBS_QUEUE, JOBS_BULK, wall_ms()));
 			last_promote = now_us();
 		}
 		/*
@@ -808,8 +1123,22 @@ runner_loop(int index, int schedule)
 		 * Redis command timeout, and the loop comes round for heartbeats
 		 * and due retries.
 		 */
-		rep = rds_command(NULL, "BLMOVE %s %s RIGHT LEFT %.3f", JOBS_QUEUE, proc,
-		    (double)block_ms / 1000.0);
+		rep = NULL;
+		if (bulk) {
+			/* the main queue first, then the bulk one, then wait on the main */
+			rep = rds_command(NULL, "LMOVE %s %s RIGHT LEFT", JOBS_QUEUE, proc);
+			if (rep != NULL && rep->type != REDIS_REPLY_STRING) {
+				reply_free(rep);
+				rep = rds_command(NULL, "LMOVE %s %s RIGHT LEFT", JOBS_BULK, proc);
+			}
+			if (rep != NULL && rep->type != REDIS_REPLY_STRING) {
+				reply_free(rep);
+				rep = NULL;
+			}
+		}
+		if (rep == NULL)
+			rep = rds_command(NULL, "BLMOVE %s %s RIGHT LEFT %.3f", JOBS_QUEUE,
+			    proc, (double)block_ms / 1000.0);
 		if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
 			char	*raw = strdup(rep->str);
 

@@ -52,6 +52,7 @@ app_err_default_message(enum app_err e)
 	case E_TOO_LARGE:	return "the request body is too large";
 	case E_UNSUPPORTED:	return "unsupported media type";
 	case E_INVALID:		return "the request failed validation";
+	case E_TRANSCODE:	return "the audio could not be transcoded";
 	case E_RATE_LIMITED:	return "too many requests";
 	case E_UNAVAILABLE:	return "a service this request needs is unavailable";
 	case E_OK:		return "ok";

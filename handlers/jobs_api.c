@@ -10,6 +10,7 @@
 
 #include <hiredis/hiredis.h>
 #include <json-c/json.h>
+#include <libpq-fe.h>
 
 #include "../fcgi/djamms.h"
 
@@ -54,18 +55,24 @@ static enum app_err
 jobs_overview(struct req *r)
 {
 	static const char *const known[] = { NULL };
-	struct json_object	*o, *runners, *lists, *running, *dead, *stats;
+	struct json_object	*o, *runners, *lists, *running, *dead, *stats, *qs;
 	struct redisReply	*rep;
 	size_t			 i, n;
-	long long		 queued;
+	long long		 queued, bulk;
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
 	if ((queued = int_of(rds_command(r, "LLEN jobs:queue"))) < 0)
 		return redis_away(r);
+	bulk = int_of(rds_command(r, "LLEN jobs:queue:bulk"));
 	o = json_object_new_object();
-	json_object_object_add(o, "queued", json_object_new_int64(queued));
+	json_object_object_add(o, "queued", json_object_new_int64(queued +
+	    (bulk > 0 ? bulk : 0)));
+	qs = json_object_new_object();
+	json_object_object_add(qs, "default", json_object_new_int64(queued));
+	json_object_object_add(qs, "bulk", json_object_new_int64(bulk));
+	json_object_object_add(o, "queues", qs);
 	json_object_object_add(o, "delayed", json_object_new_int64(
 	    int_of(rds_command(r, "ZCARD jobs:delayed"))));
 	json_object_object_add(o, "dead_total", json_object_new_int64(
@@ -118,14 +125,21 @@ jobs_overview(struct req *r)
 	return resp_json(r, 200, o);
 }
 
-/* POST /api/system/jobs {"type"}: queue one now. */
+static const struct db_stmt st_track_with_audio = {
+	"jobs_track_with_audio",
+	"SELECT 1 FROM tracks WHERE id = $1 AND file_path IS NOT NULL",
+	1
+};
+
+/* POST /api/system/jobs {"type", "max_attempts", "track_id"}: queue one now. */
 static enum app_err
 jobs_create(struct req *r)
 {
-	static const char *const allowed[] = { "type", "max_attempts", NULL };
+	static const char *const allowed[] = { "type", "max_attempts", "track_id", NULL };
 	struct json_object	*body, *o;
-	const char		*type;
-	size_t			 len;
+	const char		*type, *track = NULL, *args = NULL;
+	size_t			 len, tlen;
+	PGresult		*res;
 	long			 max;
 	int			 present;
 	char			 id[37];
@@ -137,11 +151,28 @@ jobs_create(struct req *r)
 	    (err = body_int(r, body, "max_attempts", &present, 1, 20, &max)) != E_OK)
 		return err;
 	if (!jobs_type_known(type))
-		return body_fail(r, "type", "cleanup, popularity, mail, thumbnails or noop");
+		return body_fail(r, "type",
+		    "cleanup, popularity, mail, thumbnails, analysis, hls or noop");
 	if (strcmp(type, "backup") == 0 || strcmp(type, "restore") == 0)
 		return body_fail(r, "type", "backups and restores go through "
 		    "/api/settings/backup and /api/settings/restore");
-	if (jobs_enqueue(type, NULL, present ? (int)max : 5, id) != 0)
+	if ((err = body_string(r, body, "track_id", 0, 36, 36, &track, &tlen)) != E_OK)
+		return err;
+	if (track != NULL) {
+		if (strcmp(type, "thumbnails") != 0 && strcmp(type, "analysis") != 0 &&
+		    strcmp(type, "hls") != 0)
+			return body_fail(r, "track_id",
+			    "only thumbnails, analysis and hls take a track");
+		if (!uuid_valid(track))
+			return body_fail(r, "track_id", "not a track id");
+		if ((err = db_exec(r, &res, &st_track_with_audio,
+		    (const char *const[]){ track })) != E_OK)
+			return err;
+		if (PQntuples(res) != 1)
+			return body_fail(r, "track_id", "no such track with audio");
+		args = pool_printf(r->pool, "{\"track_id\":\"%s\"}", track);
+	}
+	if (jobs_enqueue(type, args, present ? (int)max : 5, id) != 0)
 		return redis_away(r);
 	o = json_object_new_object();
 	json_object_object_add(o, "id", json_object_new_string(id));

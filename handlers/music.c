@@ -458,6 +458,7 @@ music_track_delete(struct req *r)
 	if (path != NULL && strncmp(path, "audio/", 6) == 0 && strstr(path, "..") == NULL)
 		unlink(pool_printf(r->pool, "%s/%s", cfg.storage_dir, path));
 	library_remove_covers(id);
+	hls_remove(id);
 	r->status = 204;
 	return E_OK;
 }
@@ -544,6 +545,13 @@ music_track_upload(struct req *r)
 	if (err != E_OK)
 		return err;
 	library_changed(r);
+	/* tempo, loudness and HLS in the background (the sweeps catch up if Redis is away) */
+	{
+		const char	*args = pool_printf(r->pool, "{\"track_id\":\"%s\"}", out.id);
+
+		jobs_enqueue("analysis", args, 3, NULL);
+		jobs_enqueue("hls", args, 3, NULL);
+	}
 	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id, r->user_id })) != E_OK)
 		return err;
 	resp_header(r, "Location", pool_printf(r->pool, "/api/music/tracks/%s", out.id));
@@ -642,6 +650,78 @@ music_track_stream_url(struct req *r)
 	    "%s?md5=%s&expires=%ld", uri, sig, expires)));
 	json_object_object_add(o, "expires", json_object_new_int64(expires));
 	json_object_object_add(o, "mime_type", pg_json_str(res, 0, T_MIME));
+	return resp_json(r, 200, o);
+}
+
+static const struct db_stmt st_hls = {
+	"music_track_hls",
+	"SELECT t.hls_ready_at IS NOT NULL, t.hls_error, t.duration,"
+	" coalesce((SELECT s.value = 'false'::jsonb FROM system_settings s"
+	"  WHERE s.key = 'hls_enabled'), false)"
+	" FROM tracks t WHERE t.id = $1",
+	1
+};
+
+/*
+ * GET /api/music/tracks/:id/hls: the signed master playlist URL once the
+ * renditions are ready (nginx serves them, secure_link); until then 202
+ * with Retry-After, and the track's HLS job queued (once in 10 minutes).
+ */
+static enum app_err
+music_track_hls(struct req *r)
+{
+	static const struct { const char *name; int bps; } rend[] = {
+		{ "64k", 64000 }, { "128k", 128000 }, { "256k", 256000 } };
+	PGresult		*res, *h;
+	enum app_err		 err;
+	const char		*id = req_param(r, "id");
+	struct json_object	*o, *arr, *x;
+	char			 url[256];
+	long			 expires;
+	size_t			 i;
+
+	if ((err = track_with_audio(r, &res)) != E_OK ||
+	    (err = db_exec(r, &h, &st_hls, (const char *const[]){ id })) != E_OK)
+		return err;
+	if (PQntuples(h) != 1)
+		return E_NOT_FOUND;
+	if (strcmp(PQgetvalue(h, 0, 3), "t") == 0)
+		return req_fail(r, E_NOT_FOUND, "HLS is turned off on this server", NULL);
+	if (!PQgetisnull(h, 0, 1)) {
+		o = json_object_new_object();
+		json_object_object_add(o, "reason", json_object_new_string(PQgetvalue(h, 0, 1)));
+		return req_fail(r, E_TRANSCODE, "this track's audio could not be made into HLS", o);
+	}
+	o = json_object_new_object();
+	if (strcmp(PQgetvalue(h, 0, 0), "t") != 0) {
+		struct redisReply	*q = rds_command(r, "SET hls:queued:%s 1 NX EX 600", id);
+
+		if (q != NULL && q->type == REDIS_REPLY_STATUS)
+			jobs_enqueue("hls", pool_printf(r->pool, "{\"track_id\":\"%s\"}", id),
+			    3, NULL);
+		json_object_object_add(o, "status", json_object_new_string("pending"));
+		json_object_object_add(o, "retry_after", json_object_new_int(10));
+		resp_header(r, "Retry-After", "10");
+		resp_header(r, "Cache-Control", "no-store");
+		return resp_json(r, 202, o);
+	}
+	expires = (long)time(NULL) + cfg.stream_url_ttl_s + atol(PQgetvalue(h, 0, 2));
+	hls_master_url(id, expires, url, sizeof(url));
+	json_object_object_add(o, "status", json_object_new_string("ready"));
+	json_object_object_add(o, "master_url", json_object_new_string(url));
+	json_object_object_add(o, "expires", json_object_new_int64(expires));
+	json_object_object_add(o, "mime_type",
+	    json_object_new_string("application/vnd.apple.mpegurl"));
+	arr = json_object_new_array();
+	for (i = 0; i < sizeof(rend) / sizeof(rend[0]); i++) {
+		x = json_object_new_object();
+		json_object_object_add(x, "name", json_object_new_string(rend[i].name));
+		json_object_object_add(x, "bitrate", json_object_new_int(rend[i].bps));
+		json_object_object_add(x, "codecs", json_object_new_string("mp4a.40.2"));
+		json_object_array_add(arr, x);
+	}
+	json_object_object_add(o, "renditions", arr);
+	resp_header(r, "Cache-Control", "private, no-store");
 	return resp_json(r, 200, o);
 }
 
@@ -868,6 +948,7 @@ static const struct route music_routes[] = {
 	{ M_GET,	"/api/music/tracks/:id/stream",	music_track_stream,	P_READ_TRACKS,	0 },
 	{ M_GET,	"/api/music/tracks/:id/stream-url", music_track_stream_url, P_READ_TRACKS, 0 },
 	{ M_GET,	"/api/music/tracks/:id/cover",	music_track_cover,	P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/music/tracks/:id/hls",	music_track_hls,	P_READ_TRACKS,	0 },
 	{ M_POST,	"/api/music/tracks/:id/play",	music_track_play,	P_READ_TRACKS,	0 },
 	{ M_GET,	"/api/music/genres",		music_genres,		P_READ_TRACKS,	0 },
 	{ M_GET,	"/api/music/artists",		music_artists,		P_READ_TRACKS,	0 },

@@ -80,6 +80,8 @@ static const struct setting_def system_defs[] = {
 	  "IANA zone for new schedule entries and listeners without one" },
 	{ "anonymous_account_inactive_days", ST_INT, 1, 3650, NULL, "90",
 	  "days after which an unused guest account may be purged" },
+	{ "hls_enabled", ST_BOOL, 0, 0, NULL, "true",
+	  "make HLS renditions (AAC 64k/128k/256k) of every track with audio" },
 };
 
 #define NDEFS(a)	(sizeof(a) / sizeof((a)[0]))

@@ -51,3 +51,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 
 UPDATE tracks SET api_doc = NULL;	-- the trigger writes it
+
+INSERT INTO system_settings (key, value, description) VALUES
+    ('hls_enabled',
+     'true',
+     'Whether the job runner makes HLS renditions (AAC 64k/128k/256k) of every track with audio.')
+ON CONFLICT (key) DO NOTHING;

@@ -274,6 +274,17 @@ json_int(const struct http_res *r, const char *path, long long def)
 	return json_object_get_int64(o);
 }
 
+double
+json_num(const struct http_res *r, const char *path, double def)
+{
+	struct json_object	*o = json_lookup(r, path);
+
+	if (o == NULL || (!json_object_is_type(o, json_type_int) &&
+	    !json_object_is_type(o, json_type_double)))
+		return def;
+	return json_object_get_double(o);
+}
+
 int
 sh(const char *fmt, ...)
 {

@@ -38,6 +38,7 @@ const char	*http_header(const struct http_res *, const char *name);
 /* "error.code"-style lookup into the JSON body; NULL if absent. */
 const char	*json_str(const struct http_res *, const char *path);
 long long	 json_int(const struct http_res *, const char *path, long long def);
+double		 json_num(const struct http_res *, const char *path, double def);
 int		 json_has(const struct http_res *, const char *path);
 /* The array under key at the top of the body, or NULL. */
 struct json_object *json_array(const struct http_res *, const char *key);
