@@ -173,6 +173,7 @@ config_load(enum config_need need)
 	cfg.jobs_backoff_ms = env_long("DJAMMS_JOBS_BACKOFF_MS", 10000, 10, 3600000);
 	cfg.jobs_poll_ms = env_long("DJAMMS_JOBS_POLL_MS", 200, 10, 10000);
 	cfg.jobs_nice = env_long("DJAMMS_JOBS_NICE", 10, 0, 19);
+	cfg.jobs_idle = (int)env_long("DJAMMS_JOBS_IDLE", 1, 0, 1);
 	cfg.jobs_heartbeat_s = env_long("DJAMMS_JOBS_HEARTBEAT_S", 30, 2, 3600);
 	cfg.mail_max_attempts = env_long("DJAMMS_MAIL_MAX_ATTEMPTS", 8, 1, 100);
 	cfg.backup_dir = env_str("DJAMMS_BACKUP_DIR", "/var/lib/djamms/backups", 0);

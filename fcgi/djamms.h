@@ -78,6 +78,7 @@ struct config {
 	long		 jobs_backoff_ms;	/* DJAMMS_JOBS_BACKOFF_MS */
 	long		 jobs_poll_ms;		/* DJAMMS_JOBS_POLL_MS */
 	long		 jobs_nice;		/* DJAMMS_JOBS_NICE */
+	int		 jobs_idle;		/* DJAMMS_JOBS_IDLE: SCHED_IDLE */
 	long		 jobs_heartbeat_s;	/* DJAMMS_JOBS_HEARTBEAT_S */
 	long		 mail_max_attempts;	/* DJAMMS_MAIL_MAX_ATTEMPTS */
 	const char	*backup_dir;		/* DJAMMS_BACKUP_DIR */

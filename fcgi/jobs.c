@@ -22,6 +22,7 @@
  * so running one twice does no harm.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -974,6 +975,13 @@ recover_orphans(void)
 	} while (strcmp(cursor, "0") != 0);
 }
 
+/* A job done: counted, its latency kept (noop), then off the processing list. */
+static const char	 ack_lua[] =
+	"redis.call('HINCRBY', KEYS[2], ARGV[1], 1)"
+	" if tonumber(ARGV[3]) >= 0 then redis.call('LPUSH', KEYS[3], ARGV[3])"
+	" redis.call('LTRIM', KEYS[3], 0, 99999) end"
+	" return redis.call('LREM', KEYS[1], 1, ARGV[2])";
+
 /* Back-off before attempt n + 1: base * 2^(n-1), at most an hour. */
 long long
 jobs_backoff_ms(int attempts)
@@ -1017,16 +1025,19 @@ work_one(const char *proc, const char *raw)
 	if (rc != 0 && db_conn() != NULL && PQstatus(db_conn()) != CONNECTION_OK)
 		db_disconnect();
 	if (rc == 0) {
-		reply_free(rds_command(NULL, "HINCRBY %s done:%s 1", JOBS_STATS, type));
+		long long	 lat = -1;
+
 		/* end-to-end latency of the trivial jobs, for the bench */
 		if (strcmp(type, "noop") == 0 &&
-		    json_object_object_get_ex(j, "enqueued_at", &v)) {
-			reply_free(rds_command(NULL, "LPUSH jobs:latency:noop %lld",
-			    wall_ms() - json_object_get_int64(v)));
-			reply_free(rds_command(NULL, "LTRIM jobs:latency:noop 0 99999"));
-		}
+		    json_object_object_get_ex(j, "enqueued_at", &v))
+			lat = wall_ms() - json_object_get_int64(v);
+		/* counted and acknowledged in one round trip */
+		reply_free(rds_command(NULL, "EVAL %s 3 %s %s jobs:latency:noop done:%s %s %lld",
+		    ack_lua, proc, JOBS_STATS, type, raw, lat));
 		log_info("job done", "\"type\":\"%s\",\"duration_us\":%llu", type,
 		    (unsigned long long)(now_us() - t0));
+		json_object_put(j);
+		return;
 	} else {
 		char	 esc[600];
 
@@ -1192,11 +1203,23 @@ runner_run(int workers, int schedule)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	/* the API comes first on a shared machine: the runners yield the CPU */
+	/*
+	 * The API comes first on a shared machine: the runners (and what they
+	 * start, ffmpeg, pg_dump) yield the CPU. SCHED_IDLE (no privilege
+	 * needed) lets any API process that wakes up take the CPU from a
+	 * runner at once; a nice level alone leaves it a slice first.
+	 */
 	if (setpriority(PRIO_PROCESS, 0, (int)cfg.jobs_nice) != 0)
 		log_warn("job runner priority unchanged", "\"nice\":%ld", cfg.jobs_nice);
-	log_info("job runner starting", "\"workers\":%d,\"schedule\":%s,\"nice\":%ld",
-	    workers, schedule ? "true" : "false", cfg.jobs_nice);
+	if (cfg.jobs_idle) {
+		struct sched_param	 sp = { .sched_priority = 0 };
+
+		if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+			log_warn("job runner scheduling unchanged", "\"policy\":\"idle\"");
+	}
+	log_info("job runner starting", "\"workers\":%d,\"schedule\":%s,\"nice\":%ld,"
+	    "\"idle\":%s", workers, schedule ? "true" : "false", cfg.jobs_nice,
+	    cfg.jobs_idle ? "true" : "false");
 	for (;;) {
 		for (i = 0; i < workers && !jobs_stop; i++) {
 			if (pids[i] > 0)

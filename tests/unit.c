@@ -1384,6 +1384,7 @@ test_error_codes_map_to_their_statuses(void **state)
 		{ E_QUOTA,		413, "quota_exceeded" },
 		{ E_UNSUPPORTED,	415, "unsupported_media_type" },
 		{ E_INVALID,		422, "validation_failed" },
+		{ E_TRANSCODE,		422, "transcode_failed" },
 		{ E_RATE_LIMITED,	429, "rate_limited" },
 		{ E_INTERNAL,		500, "internal" },
 		{ E_UNAVAILABLE,	503, "unavailable" },
