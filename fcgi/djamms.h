@@ -788,6 +788,13 @@ struct library_add {
 	const char	*title, *artist, *album, *genre;
 	int		 year, track_no;
 	int		 fault_after_file;	/* tests: abort() before the row */
+	/*
+	 * A new version of this track's file (an import whose file changed):
+	 * the row is updated in place, keeping its id, playlists, likes and
+	 * plays; the old file and covers go once the update committed, and
+	 * stay if anything fails.
+	 */
+	const char	*replace_id;
 };
 
 struct library_result {

@@ -44,13 +44,18 @@ seconds_since(uint64_t t0)
 }
 
 /* Tell the workers their cached lists are stale. Best effort. */
+/* Lists and caches move on; the media jobs are queued for what came in. */
 static void
 bump_library_version(void)
 {
 	struct redisReply	*rep;
 
-	if (rds_connect() == 0 && (rep = rds_command(NULL, "INCR lib:ver")) != NULL)
+	if (rds_connect() == 0 && (rep = rds_command(NULL, "INCR lib:ver")) != NULL) {
 		freeReplyObject(rep);
+		/* the new files' tempo, loudness and HLS renditions, by the runner */
+		jobs_enqueue("analysis", NULL, 3, NULL);
+		jobs_enqueue("hls", NULL, 3, NULL);
+	}
 	rds_disconnect();
 }
 
@@ -93,12 +98,6 @@ static const struct db_stmt st_touch = {
 	3
 };
 
-static const struct db_stmt st_delete = {
-	"import_delete",
-	"DELETE FROM tracks WHERE id = $1",
-	1
-};
-
 struct import_run {
 	struct req	*r;
 	const char	*user_id;	/* owner, or NULL */
@@ -139,31 +138,6 @@ import_skipped(struct import_run *ir, const char *path, const char *why)
 	ir->failed++;
 }
 
-/*
- * Take out the row of a file that changed, then what it stored: the
- * link or copy under storage/audio (never anything outside it; the
- * original is not ours) and its covers. The row goes first: a file left
- * behind is harmless, a row pointing at nothing is not.
- */
-static enum app_err
-import_remove(struct import_run *ir, const char *id, const char *file_path)
-{
-	PGresult	*res;
-	enum app_err	 err;
-
-	if ((err = db_exec(ir->r, &res, &st_delete, (const char *const[]){ id })) != E_OK)
-		return err;
-	if (file_path != NULL && strncmp(file_path, "audio/", 6) == 0 &&
-	    strstr(file_path, "..") == NULL) {
-		char	 abs[PATH_MAX + 1100];
-
-		snprintf(abs, sizeof(abs), "%s/%s", cfg.storage_dir, file_path);
-		unlink(abs);
-	}
-	library_remove_covers(id);
-	return E_OK;
-}
-
 /* Whether a dry run's new file would be accepted; NULL if so, else why. */
 static const char *
 import_dry_check(const char *path)
@@ -196,6 +170,7 @@ import_file(struct import_run *ir, const char *path)
 	long long		 mtime, size;
 	int			 replacing = 0;
 	sigset_t		 critical, saved;
+	char			 old_id[37];
 
 	ir->files++;
 	if ((real = realpath(path, NULL)) == NULL) {
@@ -239,9 +214,10 @@ import_file(struct import_run *ir, const char *path)
 			goto out;
 		}
 		/*
-		 * Between taking the old version out and putting the new one
-		 * in, Ctrl-C (or a closed pipe) waits: an interruption there
-		 * would drop the track until the next run.
+		 * New bytes: the row is updated in place with the new version
+		 * (library.c), so the track keeps its id, playlists, likes and
+		 * plays; a failure leaves the old version whole. Ctrl-C (or a
+		 * closed pipe) waits until the swap is done.
 		 */
 		sigemptyset(&critical);
 		sigaddset(&critical, SIGINT);
@@ -250,12 +226,7 @@ import_file(struct import_run *ir, const char *path)
 		sigaddset(&critical, SIGPIPE);
 		sigprocmask(SIG_BLOCK, &critical, &saved);
 		replacing = 1;
-		if ((err = import_remove(ir, PQgetvalue(res, 0, 0),
-		    PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3))) != E_OK) {
-			import_skipped(ir, path, "cannot remove the old version: the "
-			    "database did not answer");
-			goto out;
-		}
+		snprintf(old_id, sizeof(old_id), "%s", PQgetvalue(res, 0, 0));
 	}
 	if (ir->dry_run) {
 		if ((msg = import_dry_check(real)) != NULL)
@@ -276,6 +247,7 @@ import_file(struct import_run *ir, const char *path)
 	a.source_size = (long long)st.st_size;
 	a.source_mtime = mtime;
 	a.original_filename = base != NULL ? base + 1 : real;
+	a.replace_id = replacing ? old_id : NULL;
 	ir->r->err_message = NULL;
 	err = library_add_file(ir->r, &a, &out);
 	if (err == E_OK) {
@@ -292,7 +264,7 @@ import_file(struct import_run *ir, const char *path)
 		    ir->r->err_message : app_err_default_message(err));
 	if (replacing)
 		snprintf(why + strlen(why), sizeof(why) - strlen(why),
-		    " (its old version was removed from the library)");
+		    " (the library keeps its old version)");
 	import_skipped(ir, path, why);
 out:
 	if (replacing)

@@ -52,6 +52,29 @@ static const struct db_stmt st_insert = {
 	22
 };
 
+/*
+ * A new version of a track's file: the row keeps its id, plays and
+ * likes; what the jobs learnt from the old audio is forgotten. $1 id;
+ * then as st_insert without uploader and source. Returns the old path.
+ */
+static const struct db_stmt st_replace = {
+	"library_replace",
+	"WITH old AS (SELECT id, file_path FROM tracks WHERE id = $1 FOR UPDATE)"
+	" UPDATE tracks t SET title = $2, artist = $3, album = nullif($4, ''),"
+	" genre = nullif($5, ''), duration = $6::int / 1000, duration_ms = $6,"
+	" year = nullif($7, '0')::int, track_number = nullif($8, '0')::int,"
+	" bitrate = nullif($9, '0')::int, sample_rate = nullif($10, '0')::int,"
+	" channels = nullif($11, '0')::smallint, file_size = $12, file_path = $13,"
+	" mime_type = $14, content_sha256 = $15, has_cover = $16::bool,"
+	" source_path = $17, source_size = $18, source_mtime = $19,"
+	" original_filename = $20, bpm = NULL, bpm_confidence = NULL,"
+	" loudness_lufs = NULL, loudness_range = NULL, peak_dbfs = NULL,"
+	" analyzed_at = NULL, hls_ready_at = NULL, hls_error = NULL,"
+	" metadata = t.metadata - 'cover_checked'"
+	" FROM old WHERE t.id = old.id RETURNING old.file_path",
+	20
+};
+
 static const struct db_stmt st_charge = {
 	"library_charge",
 	"UPDATE users SET storage_used_bytes = storage_used_bytes + $2::bigint"
@@ -305,6 +328,8 @@ struct insert_tx {
 	const char *const	*args;
 	const char		*user_id;
 	const char		*size;
+	const char *const	*replace;	/* st_replace's, or NULL */
+	char			 old_path[1024];	/* OUT, replacing */
 };
 
 static enum app_err
@@ -314,6 +339,16 @@ insert_body(struct req *r, void *arg)
 	PGresult		*res;
 	enum app_err		 err;
 
+	if (t->replace != NULL) {
+		if ((err = db_exec(r, &res, &st_replace, t->replace)) != E_OK)
+			return err;
+		if (PQntuples(res) != 1)
+			return E_NOT_FOUND;	/* deleted meanwhile */
+		if (!PQgetisnull(res, 0, 0))
+			snprintf(t->old_path, sizeof(t->old_path), "%s",
+			    PQgetvalue(res, 0, 0));
+		return E_OK;
+	}
 	if ((err = db_exec(r, &res, &st_insert, t->args)) != E_OK)
 		return err;
 	if (t->user_id == NULL)
@@ -340,7 +375,8 @@ library_add_file(struct req *r, const struct library_add *a,
 	struct tm		 tm;
 	unsigned char		*cover = NULL;
 	size_t			 cover_len = 0;
-	int			 has_cover = 0, placed = 0;
+	int			 has_cover = 0, placed = 0, set_aside = 0;
+	char			 aside[4400];
 
 	memset(out, 0, sizeof(*out));
 	{
@@ -390,7 +426,12 @@ library_add_file(struct req *r, const struct library_add *a,
 	    guess_a[0] ? guess_a : "Unknown Artist");
 	fill(album, sizeof(album), a->album, mi.album, "");
 	fill(genre, sizeof(genre), a->genre, mi.genre, "");
-	new_uuid(id);
+	if (a->replace_id != NULL) {
+		if (!uuid_valid(a->replace_id))
+			return req_fail(r, E_INTERNAL, "not a track id", NULL);
+		snprintf(id, sizeof(id), "%s", a->replace_id);
+	} else
+		new_uuid(id);
 
 	gmtime_r(&now, &tm);
 	media_path_segment(artist, seg_artist, sizeof(seg_artist));
@@ -438,6 +479,13 @@ library_add_file(struct req *r, const struct library_add *a,
 		}
 		break;
 	}
+	/*
+	 * A new version bound for the old one's very path: the old file steps
+	 * aside (and comes back on failure) rather than being overwritten.
+	 */
+	snprintf(aside, sizeof(aside), "%s.old-%ld", abs, (long)getpid());
+	if (a->replace_id != NULL && rename(abs, aside) == 0)
+		set_aside = 1;
 	if (rename(tmp, abs) != 0 || fsync_dir_of(abs) != 0) {
 		unlink(tmp);
 		err = req_fail(r, E_INTERNAL, "cannot write to storage", NULL);
@@ -451,7 +499,11 @@ library_add_file(struct req *r, const struct library_add *a,
 
 		snprintf(dir, sizeof(dir), "%s/images/tracks", cfg.storage_dir);
 		if (mkdirs(dir, 0750) == 0) {
-			snprintf(dir, sizeof(dir), "%s/images/tracks/%s", cfg.storage_dir, id);
+			/* a new version's covers wait beside the old ones */
+			snprintf(dir, sizeof(dir), "%s/images/tracks/%s%s", cfg.storage_dir,
+			    a->replace_id ? ".new-" : "", id);
+			if (a->replace_id)
+				rm_tree(dir);
 			has_cover = media_covers_write(cover, cover_len, dir) == 0;
 		}
 		free(cover);
@@ -480,11 +532,39 @@ library_add_file(struct req *r, const struct library_add *a,
 			a->source_path, a->source_path ? ssize : NULL,
 			a->source_path ? nums[7] : NULL, a->original_filename,
 		};
+		const char	*rargs[20] = {
+			id, title, artist, album, genre, nums[1], nums[2],
+			nums[3], nums[4], nums[5], nums[6], nums[0], rel, mi.mime, sha,
+			has_cover ? "t" : "f", a->source_path,
+			a->source_path ? ssize : NULL, a->source_path ? nums[7] : NULL,
+			a->original_filename,
+		};
 		struct insert_tx	 t = { args, a->check_quota ? a->user_id : NULL,
-					    nums[0] };
+					    nums[0], a->replace_id ? rargs : NULL, "" };
 
 		snprintf(ssize, sizeof(ssize), "%lld", a->source_size);
 		err = db_tx(r, "READ COMMITTED", insert_body, &t);
+		if (err == E_OK && a->replace_id != NULL) {
+			char	 cur[4200], side[4200];
+
+			/* the old version's file, covers and renditions go now */
+			if (t.old_path[0] != '\0' && strcmp(t.old_path, rel) != 0 &&
+			    strncmp(t.old_path, "audio/", 6) == 0 &&
+			    strstr(t.old_path, "..") == NULL) {
+				snprintf(cur, sizeof(cur), "%s/%s", cfg.storage_dir, t.old_path);
+				unlink(cur);
+			}
+			if (set_aside)
+				unlink(aside);
+			library_remove_covers(id);
+			if (has_cover) {
+				snprintf(cur, sizeof(cur), "%s/images/tracks/%s", cfg.storage_dir, id);
+				snprintf(side, sizeof(side), "%s/images/tracks/.new-%s",
+				    cfg.storage_dir, id);
+				rename(side, cur);
+			}
+			hls_remove(id);
+		}
 	}
 	if (err == E_CONFLICT && a->user_id != NULL) {
 		/* A concurrent upload of the same bytes won the race. */
@@ -507,7 +587,16 @@ library_add_file(struct req *r, const struct library_add *a,
 fail:
 	if (placed)
 		unlink(abs);
-	library_remove_covers(id);
+	if (set_aside)
+		rename(aside, abs);
+	if (a->replace_id != NULL) {
+		/* the old version stays whole: only the new covers go */
+		char	 side[4200];
+
+		snprintf(side, sizeof(side), "%s/images/tracks/.new-%s", cfg.storage_dir, id);
+		rm_tree(side);
+	} else
+		library_remove_covers(id);
 	unlink(intent);
 	return err;
 }

@@ -204,6 +204,7 @@ static void
 test_a_changed_file_is_updated(void)
 {
 	char		 dir[PATH_MAX], path[PATH_MAX + 32], old_id[64], one_id[64];
+	char		 old_path[1024];
 	const char	*out;
 
 	expect(make_collection(dir) == 0);
@@ -213,19 +214,32 @@ test_a_changed_file_is_updated(void)
 	    psql("SELECT id FROM tracks WHERE source_path = '%s'", path));
 	expect(strlen(old_id) == 36);
 
+	/* what the track has gathered, which a new version must keep */
+	psql("UPDATE tracks SET play_count = 7, analyzed_at = now(), bpm = 99"
+	    " WHERE id = '%s'", old_id);
+	snprintf(old_path, sizeof(old_path), "%s",
+	    psql("SELECT file_path FROM tracks WHERE id = '%s'", old_id));
+
 	/* New tags, new bytes, and an mtime that cannot match the old one. */
 	expect(tone(path, 5000 + (int)seq, "Two (remastered)") == 0);
 	expect(sh("touch -d '2001-02-03 04:05:06' %s", path) == 0);
 	out = djamms("import %s", dir);
 	expect(strstr(out, "rc=0") != NULL);
 	expect(strstr(out, "0 added, 1 updated, 2 unchanged, 1 failed") != NULL);
-	expect(strcmp(psql("SELECT title FROM tracks WHERE source_path = '%s'", path),
-	    "Two (remastered)") == 0);
-	expect(strcmp(psql("SELECT count(*) FROM tracks WHERE id = '%s'", old_id),
-	    "0") == 0);
-	/* The old version's link went with its row. */
+	/* the same track, id and plays, with the new version's tags */
+	expect(strcmp(psql("SELECT id FROM tracks WHERE source_path = '%s'", path),
+	    old_id) == 0);
+	expect(strcmp(psql("SELECT title || '|' || play_count || '|' ||"
+	    " (analyzed_at IS NULL) || '|' || (bpm IS NULL) FROM tracks WHERE id = '%s'",
+	    old_id), "Two (remastered)|7|true|true") == 0);
+	/* the new version has its own link; the old version's went */
 	expect(rows_under(dir) == 3);
 	expect(links_into(dir) == 3);
+	snprintf(old_path, sizeof(old_path), "%s",
+	    psql("SELECT file_path FROM tracks WHERE id = '%s'", old_id));
+	expect(sh("test -L %s/storage/%s", stack_dir, old_path) == 0);
+	expect(strcmp(sh_out("find %s/storage -name '*.old-*' -o -name '.new-*' | wc -l",
+	    stack_dir), "0") == 0);
 
 	/* Only the mtime moved: updated, and the track keeps its id. */
 	snprintf(path, sizeof(path), "%s/a/one.mp3", dir);
