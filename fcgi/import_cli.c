@@ -43,8 +43,10 @@ seconds_since(uint64_t t0)
 	return (double)(now_us() - t0) / 1e6;
 }
 
-/* Tell the workers their cached lists are stale. Best effort. */
-/* Lists and caches move on; the media jobs are queued for what came in. */
+/*
+ * Tell the workers their cached lists are stale, and queue the media jobs
+ * for what came in. Best effort.
+ */
 static void
 bump_library_version(void)
 {
