@@ -692,6 +692,8 @@ struct spell_cand {
  * when it is more than max. Pure.
  */
 int		 spell_distance(const char *a, int la, const char *b, int lb, int max);
+/* The same, exact, bit-parallel; -1 when a word is over 32 bytes. Pure. */
+int		 spell_distance_bits(const char *a, int la, const char *b, int lb);
 /* Replace the dictionary (the tests; the worker loads search_words). */
 int		 spell_set_words(const char *const *words, const int *tracks, size_t n);
 /*

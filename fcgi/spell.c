@@ -9,7 +9,7 @@
  *
  * A lookup only looks at words of a near length, skips most of those with
  * a letter-set test (one edit changes at most two letters of the set), and
- * computes the edit distance of the rest with a cutoff. Two adjacent
+ * computes the edit distance of the rest bit-parallel. Two adjacent
  * letters swapped count as one edit, as people swap letters more than any
  * other mistake (optimal string alignment distance).
  */
@@ -96,6 +96,77 @@ spell_distance(const char *a, int la, const char *b, int lb, int max)
 		cur = tmp;
 	}
 	return prev[lb] > max ? max + 1 : prev[lb];
+}
+
+/*
+ * The same distance, bit-parallel (Hyyrö 2003, the optimal string
+ * alignment variant of Myers' algorithm): one pass over b with a handful
+ * of word operations per byte, for a pattern a of at most 32 bytes whose
+ * byte masks are in peq. spell_lookup() computes thousands of these per
+ * word typed; the table above is the reference the tests hold it to.
+ */
+struct spell_pattern {
+	uint32_t	 peq[256];
+	int		 len;
+};
+
+static void
+pattern_init(struct spell_pattern *p, const char *a, int la)
+{
+	int	 i;
+
+	memset(p->peq, 0, sizeof(p->peq));
+	p->len = la;
+	for (i = 0; i < la; i++)
+		p->peq[(unsigned char)a[i]] |= 1u << i;
+}
+
+static int
+osa_bits(const struct spell_pattern *p, const char *b, int lb)
+{
+	uint32_t	 vp = ~0u, vn = 0, d0 = 0, pm_old = 0, high;
+	int		 d = p->len, j;
+
+	if (p->len == 0)
+		return lb;
+	high = 1u << (p->len - 1);
+	for (j = 0; j < lb; j++) {
+		uint32_t	 pm = p->peq[(unsigned char)b[j]], tr, hp, hn;
+
+		tr = ((~d0 & pm) << 1) & pm_old;
+		d0 = (((pm & vp) + vp) ^ vp) | pm | vn | tr;
+		hp = vn | ~(d0 | vp);
+		hn = d0 & vp;
+		d += (hp & high) != 0;
+		d -= (hn & high) != 0;
+		hp = (hp << 1) | 1;
+		hn <<= 1;
+		vp = hn | ~(d0 | hp);
+		vn = hp & d0;
+		pm_old = pm;
+	}
+	return d;
+}
+
+int
+spell_distance_bits(const char *a, int la, const char *b, int lb)
+{
+	struct spell_pattern	 p;
+
+	if (la > SPELL_MAXLEN || lb > SPELL_MAXLEN)
+		return -1;
+	pattern_init(&p, a, la);
+	return osa_bits(&p, b, lb);
+}
+
+/* Set bits (no popcnt instruction on the baseline x86-64 Debian builds for). */
+static inline int
+bits_set(uint32_t x)
+{
+	x = x - ((x >> 1) & 0x55555555u);
+	x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+	x = (x + (x >> 4)) & 0x0f0f0f0fu;
+	return (int)((x * 0x01010101u) >> 24);
 }
 
 static int
@@ -201,12 +272,14 @@ cand_order(const void *x, const void *y)
 int
 spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 {
-	int		 len = (int)strlen(word), n = 0, l;
-	uint32_t	 mask;
+	int			 len = (int)strlen(word), n = 0, l;
+	uint32_t		 mask;
+	struct spell_pattern	 pat;
 
 	if (len == 0 || len > SPELL_MAXLEN || max <= 0)
 		return 0;
 	mask = letter_set(word, len);
+	pattern_init(&pat, word, len);
 	for (l = len - reach < 1 ? 1 : len - reach; l <= len + reach && l <= SPELL_MAXLEN; l++) {
 		size_t	 i;
 
@@ -214,9 +287,9 @@ spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 			const struct spell_word	*sw = &words[i];
 			int			 d;
 
-			if (__builtin_popcount(sw->mask ^ mask) > 2 * reach)
+			if (bits_set(sw->mask ^ mask) > 2 * reach)
 				continue;
-			if ((d = spell_distance(word, len, sw->w, sw->len, reach)) > reach)
+			if ((d = osa_bits(&pat, sw->w, sw->len)) > reach)
 				continue;
 			if (n < max) {
 				out[n].word = sw->w;

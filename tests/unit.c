@@ -2674,6 +2674,48 @@ test_likes_find_tracks_finds_each_flat_track_object(void **state)
 
 /* ---- spell.c ----------------------------------------------------------- */
 
+/* The bit-parallel distance agrees with the table on random words. */
+static void
+test_spell_distance_bits_matches_the_table(void **state)
+{
+	static const char	 alpha[] = "abcde\xc3\xa9";	/* few letters: many near pairs */
+	char			 a[33], b[33];
+	uint64_t		 seed = 0x9e3779b97f4a7c15ull;
+	int			 i, la, lb, k, want;
+
+	for (i = 0; i < 200000; i++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		la = (int)(seed % 33);
+		lb = (int)((seed >> 8) % 33);
+		if (i % 2)	/* near lengths, as lookups ask */
+			lb = la + (int)((seed >> 16) % 7) - 3 < 0 ? 0 :
+			    la + (int)((seed >> 16) % 7) - 3 > 32 ? 32 :
+			    la + (int)((seed >> 16) % 7) - 3;
+		for (k = 0; k < la; k++)
+			a[k] = alpha[(seed >> (k % 56)) % 7];
+		for (k = 0; k < lb; k++)
+			b[k] = i % 3 == 0 && k < la ? a[k] : alpha[((seed >> 3) >> (k % 50)) % 7];
+		if (i % 5 == 0 && lb > 1) {	/* a swap */
+			char	 t = b[0];
+
+			b[0] = b[1];
+			b[1] = t;
+		}
+		a[la] = b[lb] = '\0';
+		want = spell_distance(a, la, b, lb, 64);
+		if (spell_distance_bits(a, la, b, lb) != want)
+			fail_msg("\"%s\" \"%s\": %d, the table says %d", a, b,
+			    spell_distance_bits(a, la, b, lb), want);
+	}
+	assert_int_equal(spell_distance_bits("hotle", 5, "hotel", 5), 1);
+	assert_int_equal(spell_distance_bits("califronia", 10, "california", 10), 1);
+	assert_int_equal(spell_distance_bits("ca", 2, "abc", 3), 3);	/* OSA, not Damerau */
+	assert_int_equal(spell_distance_bits("", 0, "ab", 2), 2);
+	assert_int_equal(spell_distance_bits("ab", 2, "", 0), 2);
+}
+
 static void
 test_spell_distance_counts_a_swap_as_one_edit(void **state)
 {
@@ -3761,6 +3803,7 @@ main(void)
 		TR(test_revoke_library_version_moves_on_and_needs_a_live_watcher),
 		T(test_likes_find_tracks_finds_each_flat_track_object),
 		T(test_spell_distance_counts_a_swap_as_one_edit),
+		T(test_spell_distance_bits_matches_the_table),
 		cmocka_unit_test_teardown(test_spell_lookup_finds_the_closest_then_the_most_used,
 		    spell_teardown),
 		cmocka_unit_test_teardown(test_pagecache_hit_needs_the_same_key_and_version,
