@@ -8,8 +8,8 @@
  * moment ago is found as typed at once, and corrected a little later.
  *
  * A lookup only looks at words of a near length, skips most of those with
- * a letter-set test (one edit changes at most two letters of the set), and
- * computes the edit distance of the rest bit-parallel. Two adjacent
+ * a letter-set test (letter_set()), and computes the edit distance of the
+ * rest bit-parallel. Two adjacent
  * letters swapped count as one edit, as people swap letters more than any
  * other mistake (optimal string alignment distance).
  */
@@ -26,12 +26,13 @@
 
 struct spell_word {
 	const char	*w;
-	uint32_t	 mask;
+	uint64_t	 mask;
 	int		 len;
 	int		 tracks;
 };
 
 static struct spell_word	*words;
+static uint64_t			*masks;		/* words[i].mask, densely, for the scan */
 static size_t			 nwords;
 static char			*arena;
 static size_t			 by_len[SPELL_MAXLEN + 2];	/* first index of each length */
@@ -39,24 +40,33 @@ static uint64_t			 loaded_version;
 static time_t			 loaded_at;
 static int			 loaded;
 
-/* The letters a word has (a-z, digits as one, anything else as one). */
-static uint32_t
+/*
+ * The letters a word has (a-z, digits as one, other bytes in four
+ * groups): the low half, each one present; the high half, each one
+ * present twice or more. One edit takes at most one bit away (a letter
+ * lost) and adds at most one (a letter gained), so a word within d edits
+ * lost and gained at most d bits each: most words are ruled out on that
+ * before any distance is computed.
+ */
+static uint64_t
 letter_set(const char *w, int len)
 {
-	uint32_t	 m = 0;
+	uint32_t	 once = 0, twice = 0, bit;
 	int		 i;
 
 	for (i = 0; i < len; i++) {
 		unsigned char	 c = (unsigned char)w[i];
 
 		if (c >= 'a' && c <= 'z')
-			m |= 1u << (c - 'a');
+			bit = 1u << (c - 'a');
 		else if (c >= '0' && c <= '9')
-			m |= 1u << 26;
+			bit = 1u << 26;
 		else
-			m |= 1u << (27 + (c & 3));
+			bit = 1u << (27 + (c & 3));
+		twice |= once & bit;
+		once |= bit;
 	}
-	return m;
+	return (uint64_t)twice << 32 | once;
 }
 
 int
@@ -161,12 +171,12 @@ spell_distance_bits(const char *a, int la, const char *b, int lb)
 
 /* Set bits (no popcnt instruction on the baseline x86-64 Debian builds for). */
 static inline int
-bits_set(uint32_t x)
+bits_set(uint64_t x)
 {
-	x = x - ((x >> 1) & 0x55555555u);
-	x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-	x = (x + (x >> 4)) & 0x0f0f0f0fu;
-	return (int)((x * 0x01010101u) >> 24);
+	x = x - ((x >> 1) & 0x5555555555555555ull);
+	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (int)((x * 0x0101010101010101ull) >> 56);
 }
 
 static int
@@ -183,8 +193,10 @@ void
 spell_free(void)
 {
 	free(words);
+	free(masks);
 	free(arena);
 	words = NULL;
+	masks = NULL;
 	arena = NULL;
 	nwords = 0;
 	loaded = 0;
@@ -215,6 +227,10 @@ spell_set_words(const char *const *w, const int *tracks, size_t n)
 		o += (size_t)len + 1;
 	}
 	qsort(words, nwords, sizeof(*words), by_length);
+	if ((masks = malloc((nwords + 1) * sizeof(*masks))) == NULL)
+		abort();
+	for (i = 0; i < nwords; i++)
+		masks[i] = words[i].mask;
 	for (len = 0, i = 0; len <= SPELL_MAXLEN + 1; len++) {
 		while (i < nwords && words[i].len < len)
 			i++;
@@ -273,7 +289,7 @@ int
 spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 {
 	int			 len = (int)strlen(word), n = 0, l;
-	uint32_t		 mask;
+	uint64_t		 mask;
 	struct spell_pattern	 pat;
 
 	if (len == 0 || len > SPELL_MAXLEN || max <= 0)
@@ -284,11 +300,13 @@ spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 		size_t	 i;
 
 		for (i = by_len[l]; i < by_len[l + 1]; i++) {
-			const struct spell_word	*sw = &words[i];
+			const struct spell_word	*sw;
 			int			 d;
 
-			if (bits_set(sw->mask ^ mask) > 2 * reach)
+			if (bits_set(mask & ~masks[i]) > reach ||
+			    bits_set(masks[i] & ~mask) > reach)
 				continue;
+			sw = &words[i];
 			if ((d = osa_bits(&pat, sw->w, sw->len)) > reach)
 				continue;
 			if (n < max) {
