@@ -1091,14 +1091,14 @@ schedule_tick(long long *next_hourly, long long *next_minutely)
 }
 
 static void
-runner_loop(int index, int schedule)
+runner_loop(int index, int workers, int schedule)
 {
 	char			 id[96], proc[160], hb[160];
 	uint64_t		 last_hb = 0, last_recover = 0, last_promote = 0;
 	long			 block_ms = cfg.jobs_poll_ms < cfg.redis_timeout_ms / 2 ?
 				    cfg.jobs_poll_ms : cfg.redis_timeout_ms / 2;
 	long long		 next_hourly = 0, next_minutely = 0;
-	int			 bulk = index > 0 || cfg.jobs_workers < 2;
+	int			 bulk = index > 0 || workers < 2;
 
 	snprintf(id, sizeof(id), "%s-%ld-%d", cfg.jobs_name, (long)getpid(), index);
 	snprintf(proc, sizeof(proc), "jobs:processing:%s", id);
@@ -1170,7 +1170,7 @@ runner_loop(int index, int schedule)
 }
 
 static int
-runner_child(int index, int schedule)
+runner_child(int index, int workers, int schedule)
 {
 	struct sigaction	 sa;
 
@@ -1182,7 +1182,7 @@ runner_child(int index, int schedule)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rds_connect();
 	db_connect();
-	runner_loop(index, schedule);
+	runner_loop(index, workers, schedule);
 	db_disconnect();
 	rds_disconnect();
 	curl_global_cleanup();
@@ -1225,7 +1225,7 @@ runner_run(int workers, int schedule)
 			if (pids[i] > 0)
 				continue;
 			if ((pids[i] = fork()) == 0)
-				_exit(runner_child(i, schedule));
+				_exit(runner_child(i, workers, schedule));
 		}
 		if (jobs_stop)
 			break;

@@ -134,7 +134,8 @@ empty_dir(const char *path, const struct stat *st, int flag, struct FTW *f)
 
 /*
  * Directories under root named by track id whose track is gone (covers,
- * HLS); with work_prefix, also the jobs' leftover ".tmp-"/".old-" dirs.
+ * HLS), and what a crashed job or import left: ".tmp-", ".old-" (HLS) and
+ * ".new-" (a new version's covers) directories.
  */
 static int
 sweep_track_dirs(const char *sub, long long *count)
@@ -157,7 +158,8 @@ sweep_track_dirs(const char *sub, long long *count)
 			    st.st_mtime > walk.cutoff)
 				continue;
 			if (strncmp(de->d_name, ".tmp-", 5) == 0 ||
-			    strncmp(de->d_name, ".old-", 5) == 0) {
+			    strncmp(de->d_name, ".old-", 5) == 0 ||
+			    strncmp(de->d_name, ".new-", 5) == 0) {
 				/* a job may still be writing it: past its timeout only */
 				if (st.st_mtime > time(NULL) - cfg.hls_timeout_s - 60)
 					continue;

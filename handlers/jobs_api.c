@@ -181,7 +181,7 @@ jobs_create(struct req *r)
 	return resp_json(r, 202, o);
 }
 
-/* Take the dead job id off the list; put it back on the queue if retry. */
+/* Take the dead job id off the list; put it back on its queue if retry. */
 static const char	 dead_lua[] =
 	"local items = redis.call('LRANGE', KEYS[1], 0, -1)"
 	" for _, j in ipairs(items) do"
@@ -190,7 +190,10 @@ static const char	 dead_lua[] =
 	"   redis.call('LREM', KEYS[1], 1, j)"
 	"   if ARGV[2] == 'retry' then"
 	"    o.attempts = 0 o.last_error = nil o.failed_at = nil"
-	"    redis.call('LPUSH', KEYS[2], cjson.encode(o))"
+	"    local q = KEYS[2]"
+	"    if o.type == 'thumbnails' or o.type == 'analysis' or o.type == 'hls' then"
+	"     q = KEYS[3] end"	/* jobs_bulk_type() */
+	"    redis.call('LPUSH', q, cjson.encode(o))"
 	"   end return 1 end"
 	" end return 0";
 
@@ -203,7 +206,8 @@ dead_act(struct req *r, const char *what)
 
 	if (!uuid_valid(id))
 		return req_fail(r, E_BAD_REQUEST, "the job id is not a UUID", NULL);
-	rep = rds_command(r, "EVAL %s 2 jobs:dead jobs:queue %s %s", dead_lua, id, what);
+	rep = rds_command(r, "EVAL %s 3 jobs:dead jobs:queue jobs:queue:bulk %s %s", dead_lua,
+	    id, what);
 	if ((n = int_of(rep)) < 0)
 		return redis_away(r);
 	if (n == 0)
