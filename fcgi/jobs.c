@@ -483,6 +483,26 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 }
 
 /*
+ * The tracks a media job works on, (id, file_path): one's, if it has
+ * audio; else up to limit of the active tracks with audio that todo (a
+ * constant SQL condition) picks, oldest first.
+ */
+static PGresult *
+media_todo(const char *one, const char *todo, int limit)
+{
+	const char	*a[1] = { one };
+	char		 sql[512];
+
+	if (one != NULL)
+		return PQexecParams(db_conn(), "SELECT id, file_path FROM tracks"
+		    " WHERE id = $1::uuid AND file_path IS NOT NULL", 1, NULL, a, NULL,
+		    NULL, 0);
+	snprintf(sql, sizeof(sql), "SELECT id, file_path FROM tracks WHERE is_active"
+	    " AND file_path IS NOT NULL AND %s ORDER BY created_at LIMIT %d", todo, limit);
+	return PQexec(db_conn(), sql);
+}
+
+/*
  * Cover thumbnails for tracks that have none yet (an import, a restore, a
  * file replaced by hand), or for args {"track_id"} again: the embedded
  * picture at 150/300/600 px, JPEG and WebP. A track without a picture is
@@ -505,17 +525,7 @@ job_thumbnails(struct json_object *args, char *err, size_t errlen)
 	    json_object_is_type(v, json_type_string) &&
 	    uuid_valid(json_object_get_string(v)))
 		one = json_object_get_string(v);
-	{
-		const char	*a[1] = { one };
-
-		res = PQexecParams(db_conn(), one != NULL ?
-		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
-		    " AND file_path IS NOT NULL" :
-		    "SELECT id, file_path FROM tracks WHERE is_active AND NOT has_cover"
-		    " AND file_path IS NOT NULL AND $1::text IS NULL"
-		    " AND NOT metadata ? 'cover_checked' ORDER BY created_at LIMIT 500",
-		    1, NULL, a, NULL, NULL, 0);
-	}
+	res = media_todo(one, "NOT has_cover AND NOT metadata ? 'cover_checked'", 500);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
 		snprintf(err, errlen, "cannot list the tracks");
@@ -663,13 +673,7 @@ job_analysis(struct json_object *args, char *err, size_t errlen)
 	if (one == NULL && (lock = sweep_lock("analysis", 1)) != 1)
 		return 0;		/* another runner sweeps (or Redis is away) */
 	for (;;) {
-		const char	*a[1] = { one };
-		PGresult	*res = PQexecParams(db_conn(), one != NULL ?
-		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
-		    " AND file_path IS NOT NULL" :
-		    "SELECT id, file_path FROM tracks WHERE analyzed_at IS NULL"
-		    " AND file_path IS NOT NULL AND is_active AND $1::text IS NULL"
-		    " ORDER BY created_at LIMIT " STR(SWEEP_BATCH), 1, NULL, a, NULL, NULL, 0);
+		PGresult	*res = media_todo(one, "analyzed_at IS NULL", SWEEP_BATCH);
 
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
@@ -780,15 +784,7 @@ job_hls(struct json_object *args, char *err, size_t errlen)
 	if (one == NULL && (lock = sweep_lock("hls", 1)) != 1)
 		return 0;
 	for (;;) {
-		const char	*a[1] = { one };
-
-		res = PQexecParams(db_conn(), one != NULL ?
-		    "SELECT id, file_path FROM tracks WHERE id = $1::uuid"
-		    " AND file_path IS NOT NULL" :
-		    "SELECT id, file_path FROM tracks WHERE hls_ready_at IS NULL"
-		    " AND hls_error IS NULL AND file_path IS NOT NULL AND is_active"
-		    " AND $1::text IS NULL ORDER BY created_at LIMIT " STR(SWEEP_BATCH),
-		    1, NULL, a, NULL, NULL, 0);
+		res = media_todo(one, "hls_ready_at IS NULL AND hls_error IS NULL", SWEEP_BATCH);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			PQclear(res);
 			snprintf(err, errlen, "cannot list the tracks");

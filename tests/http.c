@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
 
 #include "http.h"
 
@@ -462,4 +463,71 @@ json_array(const struct http_res *res, const char *key)
 	    !json_object_is_type(a, json_type_array))
 		return NULL;
 	return a;
+}
+
+/* The whole of a file, malloc'd; NULL if it cannot be read. OUT: *len. */
+char *
+it_slurp(const char *path, size_t *len)
+{
+	FILE	*f = fopen(path, "rb");
+	char	*buf;
+	long	 n;
+
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (n < 0 || (buf = malloc((size_t)n + 1)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+void
+it_secure_link_sig(const char *material, char out[32])
+{
+	unsigned char	 md[16];
+	unsigned int	 n = 0;
+	int		 len, i;
+
+	EVP_Digest(material, strlen(material), md, &n, EVP_md5(), NULL);
+	len = EVP_EncodeBlock((unsigned char *)out, md, 16);	/* 24 bytes */
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+	for (i = 0; i < len; i++)
+		out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+}
+
+int
+it_upload_file(const char *token, const char *file, const char *query, char id[37])
+{
+	char		 auth[4200], *body;
+	const char	*h[3] = { "Content-Type: application/octet-stream", auth, NULL };
+	struct http_res	 res;
+	size_t		 n;
+	int		 rc = -1;
+
+	if ((body = it_slurp(file, &n)) == NULL)
+		return -1;
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	res = http_do("POST", query, h, body, n);
+	free(body);
+	if (res.status == 201 && json_str(&res, "id") != NULL) {
+		snprintf(id, 37, "%s", json_str(&res, "id"));
+		rc = 0;
+	} else
+		fprintf(stderr, "    upload %s: %ld %.300s\n", file, res.status, res.body);
+	http_free(&res);
+	return rc;
 }

@@ -130,6 +130,16 @@ void		 t_fail(const char *file, int line, const char *fmt, ...)
 		    got_ ? "\"" : ""); return; } } while (0)
 
 /* Run a shell command; its exit status. */
+/* The whole of a file, malloc'd; NULL if it cannot be read. OUT: *len. */
+char		*it_slurp(const char *path, size_t *len);
+/*
+ * POST file (its bytes) to path (/api/music/tracks?...) as token; the new
+ * track's id in id. 0 on a 201.
+ */
+int		 it_upload_file(const char *token, const char *file, const char *path,
+		    char id[37]);
+/* nginx's secure_link signature of material: MD5, base64url, unpadded. */
+void		 it_secure_link_sig(const char *material, char out[32]);
 int		 sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Read a whole small command output, trimmed. Static buffer. */
 const char	*sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "http.h"
 
@@ -460,37 +459,11 @@ test_jobs_a_damaged_backup_is_not_restored(void)
 static int
 upload_file(const char *file, char id[37])
 {
-	char		 path[512], auth[4200], *body;
-	const char	*h[3] = { "Content-Type: application/octet-stream", auth, NULL };
-	struct http_res	 res;
-	FILE		*f;
-	long		 n;
-	int		 rc = -1;
+	char	 full[512], path[512];
 
-	snprintf(path, sizeof(path), "%s/%s", stack_dir, file);
-	if ((f = fopen(path, "rb")) == NULL)
-		return -1;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	body = malloc((size_t)n);
-	if (body == NULL || fread(body, 1, (size_t)n, f) != (size_t)n) {
-		fclose(f);
-		free(body);
-		return -1;
-	}
-	fclose(f);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", adm()->access);
+	snprintf(full, sizeof(full), "%s/%s", stack_dir, file);
 	snprintf(path, sizeof(path), "/api/music/tracks?filename=%s", strrchr(file, '/') + 1);
-	res = http_do("POST", path, h, body, (size_t)n);
-	free(body);
-	if (res.status == 201 && json_str(&res, "id") != NULL) {
-		snprintf(id, 37, "%s", json_str(&res, "id"));
-		rc = 0;
-	} else
-		fprintf(stderr, "    upload %s: %ld %.300s\n", file, res.status, res.body);
-	http_free(&res);
-	return rc;
+	return it_upload_file(adm()->access, full, path, id);
 }
 
 /* The master URL once GET .../hls answers 200 (waits up to ms). */
@@ -542,20 +515,11 @@ get_status(const char *path)
 static void
 hls_sign(const char *track, long expires, char *out, size_t cap)
 {
-	char		 material[512], sig[64];
-	unsigned char	 md[16];
-	unsigned int	 n = 0;
-	int		 len, i;
+	char		 material[512], sig[32];
 
 	snprintf(material, sizeof(material), "%ld/hls/%s %s", expires, track,
 	    sh_out("cat %s/secrets/media.secret", stack_dir));
-	EVP_Digest(material, strlen(material), md, &n, EVP_md5(), NULL);
-	len = EVP_EncodeBlock((unsigned char *)sig, md, 16);
-	while (len > 0 && sig[len - 1] == '=')
-		len--;
-	sig[len] = '\0';
-	for (i = 0; i < len; i++)
-		sig[i] = sig[i] == '+' ? '-' : sig[i] == '/' ? '_' : sig[i];
+	it_secure_link_sig(material, sig);
 	snprintf(out, cap, "/hls/%s/%ld/%s/master.m3u8", track, expires, sig);
 }
 

@@ -131,13 +131,7 @@ fixtures_remove(void)
 static int
 upload_wav(const char *token, int freq, const char *title, char id[37])
 {
-	char		 file[600], path[256], auth[4200];
-	const char	*h[3] = { "Content-Type: application/octet-stream", auth, NULL };
-	struct http_res	 res;
-	FILE		*f;
-	char		*body;
-	long		 n;
-	int		 rc = -1;
+	char	 file[600], path[256];
 
 	if (fixtures[0] == '\0') {
 		snprintf(fixtures, sizeof(fixtures), "/tmp/djamms-m3u.XXXXXX");
@@ -148,31 +142,11 @@ upload_wav(const char *token, int freq, const char *title, char id[37])
 		atexit(fixtures_remove);
 	}
 	snprintf(file, sizeof(file), "%s/%d.wav", fixtures, freq);
-	if (sh("sox -n -r 8000 -c 1 -b 16 %s synth 2 sine %d 2>/dev/null", file,
-	    freq) != 0 || (f = fopen(file, "rb")) == NULL)
+	if (sh("sox -n -r 8000 -c 1 -b 16 %s synth 2 sine %d 2>/dev/null", file, freq) != 0)
 		return -1;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	body = malloc((size_t)n);
-	if (body == NULL || fread(body, 1, (size_t)n, f) != (size_t)n) {
-		free(body);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
 	snprintf(path, sizeof(path), "/api/music/tracks?title=%s&artist=M3U%ld", title,
 	    run_id);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	res = http_do("POST", path, h, body, (size_t)n);
-	free(body);
-	if (res.status == 201 && json_str(&res, "id") != NULL) {
-		snprintf(id, 37, "%s", json_str(&res, "id"));
-		rc = 0;
-	} else
-		fprintf(stderr, "    upload: %ld %.300s\n", res.status, res.body);
-	http_free(&res);
-	return rc;
+	return it_upload_file(token, file, path, id);
 }
 
 /* The object at index i of the array under key, or NULL. */

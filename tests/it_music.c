@@ -43,34 +43,6 @@ get_with(const char *path, const char *token, const char *header)
 	return http_do("GET", path, h, NULL, 0);
 }
 
-/* The whole of a file, malloc'd; NULL if it cannot be read. OUT: *len. */
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE	*f = fopen(path, "rb");
-	char	*buf;
-	long	 n;
-
-	*len = 0;
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	if (n < 0 || (buf = malloc((size_t)n + 1)) == NULL) {
-		fclose(f);
-		return NULL;
-	}
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 /*
  * POST the fixture file (a name inside the fixtures dir) as the body of
  * an upload, the way a client does: raw bytes, metadata in the query.
@@ -89,7 +61,7 @@ upload(const char *token, const char *file, const char *query,
 	int		 n = 0;
 
 	snprintf(full, sizeof(full), "%s/%s", fixtures, file);
-	if ((body = slurp(full, &len)) == NULL) {
+	if ((body = it_slurp(full, &len)) == NULL) {
 		memset(&res, 0, sizeof(res));
 		res.body = strdup("fixture missing");
 		res.headers = strdup("");
@@ -115,16 +87,12 @@ upload(const char *token, const char *file, const char *query,
 static int
 upload_id(const char *token, const char *file, const char *query, char id[37])
 {
-	struct http_res	 res = upload(token, file, query, NULL, NULL);
-	int		 rc = -1;
+	char	 full[512], path[1024];
 
-	if (res.status == 201 && json_str(&res, "id") != NULL) {
-		snprintf(id, 37, "%s", json_str(&res, "id"));
-		rc = 0;
-	} else
-		fprintf(stderr, "    upload %s: %ld %.300s\n", file, res.status, res.body);
-	http_free(&res);
-	return rc;
+	snprintf(full, sizeof(full), "%s/%s", fixtures, file);
+	snprintf(path, sizeof(path), "/api/music/tracks?filename=%s%s%s", file,
+	    query ? "&" : "", query ? query : "");
+	return it_upload_file(token, full, path, id);
 }
 
 static int
@@ -218,7 +186,7 @@ body_is_file(const struct http_res *res, const char *file)
 	size_t	 len;
 
 	snprintf(full, sizeof(full), "%s/%s", fixtures, file);
-	if ((buf = slurp(full, &len)) == NULL)
+	if ((buf = it_slurp(full, &len)) == NULL)
 		return 0;
 	sha256_hex(buf, len, a);
 	free(buf);
@@ -989,7 +957,7 @@ test_music_range_of_the_first_100_bytes_is_206(void)
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
 	snprintf(full, sizeof(full), "%s/song.mp3", fixtures);
-	expect((file = slurp(full, &len)) != NULL);
+	expect((file = it_slurp(full, &len)) != NULL);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream", mp3_id);
 	res = get_with(path, alice.access, "Range: bytes=0-99");
 	snprintf(want, sizeof(want), "bytes 0-99/%zu", len);
@@ -1013,7 +981,7 @@ test_music_suffix_range_is_the_last_100_bytes(void)
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
 	snprintf(full, sizeof(full), "%s/song.mp3", fixtures);
-	expect((file = slurp(full, &len)) != NULL && len > 100);
+	expect((file = it_slurp(full, &len)) != NULL && len > 100);
 	snprintf(path, sizeof(path), "/api/music/tracks/%s/stream", mp3_id);
 	res = get_with(path, alice.access, "Range: bytes=-100");
 	if (res.status != 206 || res.body_len != 100 ||
@@ -1158,11 +1126,8 @@ static void
 test_music_expired_stream_url_is_410(void)
 {
 	struct http_res	 res;
-	char		 sql[128], file[512], material[1024], sig[64], url[1024];
-	unsigned char	 md[16];
-	unsigned int	 n = 0;
+	char		 sql[128], file[512], material[1024], sig[32], url[1024];
 	long		 expires = (long)time(NULL) - 60;
-	int		 len, i;
 
 	expect(ensure_upload("song.mp3", mp3_id) == 0);
 	snprintf(sql, sizeof(sql), "SELECT file_path FROM tracks WHERE id = '%s'", mp3_id);
@@ -1170,13 +1135,7 @@ test_music_expired_stream_url_is_410(void)
 	expect(file[0] != '\0');
 	snprintf(material, sizeof(material), "%ld/media/%s %s", expires, file,
 	    sh_out("cat %s/secrets/media.secret", stack_dir));
-	EVP_Digest(material, strlen(material), md, &n, EVP_md5(), NULL);
-	len = EVP_EncodeBlock((unsigned char *)sig, md, 16);
-	while (len > 0 && sig[len - 1] == '=')
-		len--;
-	sig[len] = '\0';
-	for (i = 0; i < len; i++)
-		sig[i] = sig[i] == '+' ? '-' : sig[i] == '/' ? '_' : sig[i];
+	it_secure_link_sig(material, sig);
 	snprintf(url, sizeof(url), "/media/%s?md5=%s&expires=%ld", file, sig, expires);
 	res = http_do("GET", url, NULL, NULL, 0);
 	expect_status(&res, 410);
