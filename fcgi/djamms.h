@@ -893,6 +893,8 @@ void		 media_path_segment(const char *in, char *out, size_t cap);
 void		 media_guess_from_filename(const char *path, char *title,
 		    size_t tcap, char *artist, size_t acap);
 const char	*media_format_name(enum media_format);	/* "mp3"... or "unknown" */
+/* libavformat's demuxer for fmt ("mp3", "mov"...); NULL for MF_UNKNOWN. */
+const char	*media_demuxer(enum media_format);
 /*
  * Open an audio file with the demuxer its sniffed format calls for, the
  * file protocol only. OUT: *ctx (avformat_close_input() it). 0 or -1.

@@ -50,7 +50,7 @@ hls_build(const char *track_id, const char *src, char *err, size_t errlen)
 {
 	char		 root[4096], work[4200], final[4200], old[4200], log[4300];
 	char		 out_pat[4300], seg_pat[4300], in[4200], why[300], path[4400];
-	const char	*names[] = { "64k", "128k", "256k" };
+	const char	*names[] = { "64k", "128k", "256k" }, *demuxer;
 	pid_t		 pid = getpid();
 	int		 rc, i;
 
@@ -75,10 +75,20 @@ hls_build(const char *track_id, const char *src, char *err, size_t errlen)
 	snprintf(out_pat, sizeof(out_pat), "%s/%%v/index.m3u8", work);
 	snprintf(seg_pat, sizeof(seg_pat), "%s/%%v/seg%%03d.ts", work);
 	snprintf(in, sizeof(in), "file:%s", src);
+	/*
+	 * ffmpeg reads the file with the demuxer our sniff chose, as the
+	 * workers do: never as a playlist or a concat list it guessed, which
+	 * could name other files.
+	 */
+	if ((demuxer = media_demuxer(media_sniff(src, NULL))) == NULL) {
+		snprintf(err, errlen, "not an audio file djamms accepts");
+		rm_tree(work);
+		return 1;
+	}
 	{
 		char *const	 argv[] = {
 			(char *)cfg.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
-			"-protocol_whitelist", "file", "-i", in,
+			"-protocol_whitelist", "file", "-f", (char *)demuxer, "-i", in,
 			"-map", "0:a:0", "-map", "0:a:0", "-map", "0:a:0", "-vn", "-sn", "-dn",
 			"-map_metadata", "-1", "-c:a", "aac", "-ac", "2", "-ar", "44100",
 			"-b:a:0", "64k", "-b:a:1", "128k", "-b:a:2", "256k",

@@ -89,6 +89,14 @@ media_format_name(enum media_format fmt)
 	return formats[fmt].name;
 }
 
+const char *
+media_demuxer(enum media_format fmt)
+{
+	if (fmt <= MF_UNKNOWN || (unsigned)fmt >= sizeof(formats) / sizeof(formats[0]))
+		return NULL;
+	return formats[fmt].demuxer;
+}
+
 void
 media_shutdown(void)
 {
