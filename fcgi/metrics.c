@@ -3,12 +3,17 @@
  * and status, kept in memory the master maps before it forks, so every
  * worker adds to the same counters (relaxed atomic adds, no lock) and any
  * worker answers GET /metrics for the whole pool, in the Prometheus text
- * format (0.0.4). nginx lets only loopback reach it.
+ * format (0.0.4), with the job queues' figures from Redis. nginx lets only
+ * loopback reach it.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+#include <hiredis/hiredis.h>
 
 #include "djamms.h"
 
@@ -269,6 +274,79 @@ put_seconds(struct sbuf *b, uint64_t us)
 }
 
 /* The whole exposition. OUT: *len. Pool memory. */
+/* A Redis integer reply's value, or -1. */
+static long long
+redis_int(struct redisReply *rep)
+{
+	long long	 v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+
+	if (rep != NULL)
+		freeReplyObject(rep);
+	return v;
+}
+
+/*
+ * The background jobs, from Redis (jobs.c keeps them there): what waits on
+ * each queue, what waits for a retry, what is dead, the runners alive, and
+ * the jobs done, retried and dead by type since the counts began. Nothing
+ * when Redis does not answer (djamms_redis_errors_total says so).
+ */
+static void
+put_jobs(struct sbuf *b)
+{
+	struct redisReply	*rep;
+	long long		 def, bulk, delayed, dead, runners;
+	size_t			 i;
+
+	def = redis_int(rds_command(NULL, "LLEN jobs:queue"));
+	bulk = redis_int(rds_command(NULL, "LLEN jobs:queue:bulk"));
+	delayed = redis_int(rds_command(NULL, "ZCARD jobs:delayed"));
+	dead = redis_int(rds_command(NULL, "LLEN jobs:dead"));
+	runners = redis_int(rds_command(NULL, "ZCOUNT jobs:runners %lld +inf",
+	    jobs_now_ms() - cfg.jobs_heartbeat_s * 1000LL));
+	if (def < 0 || bulk < 0 || delayed < 0 || dead < 0 || runners < 0)
+		return;
+	put(b, "# HELP djamms_jobs_queued Jobs waiting for a runner, by queue.\n"
+	    "# TYPE djamms_jobs_queued gauge\n"
+	    "djamms_jobs_queued{queue=\"default\"} %lld\n"
+	    "djamms_jobs_queued{queue=\"bulk\"} %lld\n"
+	    "# HELP djamms_jobs_delayed Failed jobs waiting for their retry.\n"
+	    "# TYPE djamms_jobs_delayed gauge\n"
+	    "djamms_jobs_delayed %lld\n"
+	    "# HELP djamms_jobs_dead Dead jobs kept for an admin to retry or drop.\n"
+	    "# TYPE djamms_jobs_dead gauge\n"
+	    "djamms_jobs_dead %lld\n"
+	    "# HELP djamms_jobs_runners Job runner processes whose heartbeat is current.\n"
+	    "# TYPE djamms_jobs_runners gauge\n"
+	    "djamms_jobs_runners %lld\n", def, bulk, delayed, dead, runners);
+	rep = rds_command(NULL, "HGETALL jobs:stats");
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+		if (rep != NULL)
+			freeReplyObject(rep);
+		return;
+	}
+	put(b, "# HELP djamms_jobs_total Jobs finished, by type and outcome (done, "
+	    "retried, dead).\n# TYPE djamms_jobs_total counter\n");
+	for (i = 0; i + 1 < rep->elements; i += 2) {
+		const char	*k = rep->element[i]->str, *colon = strchr(k, ':');
+		char		 type[48];
+		size_t		 j, n;
+
+		/* "done:mail": the type is ours (job_types), checked all the same */
+		if (colon == NULL || (n = strlen(colon + 1)) == 0 || n >= sizeof(type))
+			continue;
+		for (j = 0; j < n && (isalnum((unsigned char)colon[1 + j]) ||
+		    colon[1 + j] == '-' || colon[1 + j] == '_'); j++)
+			type[j] = colon[1 + j];
+		if (j != n)
+			continue;
+		type[n] = '\0';
+		put(b, "djamms_jobs_total{type=\"%s\",outcome=\"%.*s\"} %lld\n", type,
+		    (int)(colon - k), k, atoll(rep->element[i + 1]->str));
+	}
+	freeReplyObject(rep);
+}
+
 char *
 metrics_render(struct mpool *pool, size_t *len)
 {
@@ -378,6 +456,7 @@ metrics_render(struct mpool *pool, size_t *len)
 		    (unsigned long long)((now_us() - pool_shm->master_started_us) /
 		    1000000));
 	}
+	put_jobs(&b);
 	revoke_stats(&live, &versions, &denied, &applied);
 	put(&b, "# HELP djamms_watcher_live Whether the change watcher is listening "
 	    "and loaded (1), so tokens and caches are checked in shared memory.\n"

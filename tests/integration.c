@@ -852,6 +852,7 @@ test_metrics_count_the_whole_pool_and_pass_promtool(void)
 	    "\"/api/health\",method=\"GET\",le=\"+Inf\"}") != NULL);
 	expect(strstr(res.body, "djamms_pool_workers{state=\"alive\"} 4") != NULL);
 	expect(strstr(res.body, "djamms_db_errors_total{kind=\"connection\"}") != NULL);
+	expect(strstr(res.body, "djamms_jobs_queued{queue=\"bulk\"}") != NULL);
 	snprintf(path, sizeof(path), "%s/metrics.txt", stack_dir);
 	expect((f = fopen(path, "w")) != NULL);
 	fwrite(res.body, 1, res.body_len, f);

@@ -727,6 +727,31 @@ test_jobs_cleanup_removes_orphaned_files_after_the_grace_period(void)
 	expect(sh("test -s %s/log/djamms.log", s) == 0);
 }
 
+static void
+test_jobs_figures_are_in_the_metrics(void)
+{
+	struct http_res	 res;
+	char		 path[256];
+	FILE		*f;
+
+	expect(start_runner() == 0);
+	expect(it_status("POST", "/api/system/jobs", adm()->access, "{\"type\":\"noop\"}") == 202);
+	expect(wait_count("done:noop", 1, 5000));
+	res = http_get("/metrics");
+	expect_status(&res, 200);
+	expect(strstr(res.body, "djamms_jobs_total{type=\"noop\",outcome=\"done\"}") != NULL);
+	expect(strstr(res.body, "djamms_jobs_total{type=\"cleanup\",outcome=\"done\"}") != NULL);
+	expect(strstr(res.body, "djamms_jobs_runners 2\n") != NULL);
+	expect(strstr(res.body, "djamms_jobs_queued{queue=\"default\"} ") != NULL);
+	expect(strstr(res.body, "djamms_jobs_dead ") != NULL);
+	snprintf(path, sizeof(path), "%s/metrics-jobs.txt", stack_dir);
+	expect((f = fopen(path, "w")) != NULL);
+	fwrite(res.body, 1, res.body_len, f);
+	fclose(f);
+	http_free(&res);
+	expect(sh("promtool check metrics < %s >&2", path) == 0);
+}
+
 const struct it_test jobs_tests[] = {
 #define T(f) { #f, f }
 	T(test_jobs_queued_through_the_api_run_and_are_counted),
@@ -741,6 +766,7 @@ const struct it_test jobs_tests[] = {
 	T(test_jobs_an_upload_gets_tempo_loudness_and_hls_renditions),
 	T(test_jobs_a_file_ffmpeg_refuses_is_reported_not_retried_forever),
 	T(test_jobs_cleanup_removes_orphaned_files_after_the_grace_period),
+	T(test_jobs_figures_are_in_the_metrics),
 #undef T
 };
 const size_t jobs_ntests = sizeof(jobs_tests) / sizeof(jobs_tests[0]);
