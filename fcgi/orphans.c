@@ -89,9 +89,11 @@ flush_audio(void)
 			snprintf(abs, sizeof(abs), "%s/%s", cfg.storage_dir,
 			    PQgetvalue(res, i, 0));
 			if (unlink(abs) == 0) {
+				char	 esc[8192];
+
 				walk.counts->audio_files++;
-				log_info("orphaned file removed", "\"path\":\"%s\"",
-				    PQgetvalue(res, i, 0));
+				json_escape_into(esc, 0, sizeof(esc), PQgetvalue(res, i, 0));
+				log_info("orphaned file removed", "\"path\":\"%s\"", esc);
 			}
 		}
 	PQclear(res);
@@ -104,7 +106,6 @@ static int
 audio_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
 	const char	*rel = path + walk.skip;
-	size_t		 i;
 
 	(void)f;
 	/* a file, or a link `djamms import` made (the link goes, never its target) */
@@ -112,10 +113,12 @@ audio_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 	    ((flag == FTW_SL || flag == FTW_SLN) && S_ISLNK(st->st_mode))) ||
 	    st->st_mtime > walk.cutoff)
 		return 0;
-	/* names a log line can carry as is: what library.c makes */
-	for (i = 0; rel[i] != '\0'; i++)
-		if (rel[i] == '"' || rel[i] == '\\' || (unsigned char)rel[i] < 0x20)
-			return 0;
+	/*
+	 * A name that is not UTF-8 is no track's file_path (a text column),
+	 * and would make the database refuse the whole batch: left alone.
+	 */
+	if (!utf8_text_valid(rel, strlen(rel)))
+		return 0;
 	if ((walk.batch[walk.n++] = strdup(rel)) == NULL)
 		abort();
 	if (walk.n == BATCH)
