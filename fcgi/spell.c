@@ -26,13 +26,12 @@
 
 struct spell_word {
 	const char	*w;
-	uint64_t	 mask;
 	int		 len;
 	int		 tracks;
 };
 
 static struct spell_word	*words;
-static uint64_t			*masks;		/* words[i].mask, densely, for the scan */
+static uint64_t			*masks;		/* letter_set() of words[i], densely, for the scan */
 static size_t			 nwords;
 static char			*arena;
 static size_t			 by_len[SPELL_MAXLEN + 2];	/* first index of each length */
@@ -221,7 +220,6 @@ spell_set_words(const char *const *w, const int *tracks, size_t n)
 		memcpy(arena + o, w[i], (size_t)len + 1);
 		words[nwords].w = arena + o;
 		words[nwords].len = len;
-		words[nwords].mask = letter_set(arena + o, len);
 		words[nwords].tracks = tracks[i];
 		nwords++;
 		o += (size_t)len + 1;
@@ -230,7 +228,7 @@ spell_set_words(const char *const *w, const int *tracks, size_t n)
 	if ((masks = malloc((nwords + 1) * sizeof(*masks))) == NULL)
 		abort();
 	for (i = 0; i < nwords; i++)
-		masks[i] = words[i].mask;
+		masks[i] = letter_set(words[i].w, words[i].len);
 	for (len = 0, i = 0; len <= SPELL_MAXLEN + 1; len++) {
 		while (i < nwords && words[i].len < len)
 			i++;
