@@ -693,16 +693,16 @@ music_search(struct req *r)
 	snprintf(soff, sizeof(soff), "%ld", offset);
 	snprintf(sgroups, sizeof(sgroups), "%ld", strcmp(type, "all") == 0 ? 5 : limit);
 	/*
-	 * Every word; then every word with common words corrected too (the
-	 * Weekend for the Weeknd); then all but one (an extra word); then any.
-	 */
-	/*
 	 * The statement's plan does not depend on the words (a GIN scan of
 	 * search_vec, whatever they are): planning it for each search cost a
 	 * third of the database's time. Other statements keep their mode.
 	 */
 	if ((err = db_exec(r, &res, &st_generic, NULL)) != E_OK)
 		return err;
+	/*
+	 * Every word; then every word with common words corrected too (the
+	 * Weekend for the Weeknd); then all but one (an extra word); then any.
+	 */
 	for (tries = 0; tries < 4; tries++) {
 		int	 skip = tries <= 1 ? -1 : tries == 2 ? -3 : -2;
 
