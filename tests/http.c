@@ -531,3 +531,15 @@ it_upload_file(const char *token, const char *file, const char *query, char id[3
 	http_free(&res);
 	return rc;
 }
+
+int
+it_save_body(const struct http_res *res, const char *path)
+{
+	FILE	*f = fopen(path, "w");
+	int	 ok;
+
+	if (f == NULL)
+		return -1;
+	ok = fwrite(res->body, 1, res->body_len, f) == res->body_len;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}

@@ -138,6 +138,8 @@ char		*it_slurp(const char *path, size_t *len);
  */
 int		 it_upload_file(const char *token, const char *file, const char *path,
 		    char id[37]);
+/* Write res's body to path (for a tool to read). 0 or -1. */
+int		 it_save_body(const struct http_res *res, const char *path);
 /* nginx's secure_link signature of material: MD5, base64url, unpadded. */
 void		 it_secure_link_sig(const char *material, char out[32]);
 int		 sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

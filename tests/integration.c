@@ -832,7 +832,6 @@ test_metrics_count_the_whole_pool_and_pass_promtool(void)
 	struct http_res	 res;
 	long long	 before, after;
 	char		 path[512];
-	FILE		*f;
 	int		 i;
 
 	for (i = 0; i < 3; i++)
@@ -854,9 +853,7 @@ test_metrics_count_the_whole_pool_and_pass_promtool(void)
 	expect(strstr(res.body, "djamms_db_errors_total{kind=\"connection\"}") != NULL);
 	expect(strstr(res.body, "djamms_jobs_queued{queue=\"bulk\"}") != NULL);
 	snprintf(path, sizeof(path), "%s/metrics.txt", stack_dir);
-	expect((f = fopen(path, "w")) != NULL);
-	fwrite(res.body, 1, res.body_len, f);
-	fclose(f);
+	expect(it_save_body(&res, path) == 0);
 	http_free(&res);
 	/* Prometheus's own checker reads it */
 	if (sh("promtool check metrics < %s >&2", path) != 0)

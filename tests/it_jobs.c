@@ -732,7 +732,6 @@ test_jobs_figures_are_in_the_metrics(void)
 {
 	struct http_res	 res;
 	char		 path[256];
-	FILE		*f;
 
 	expect(start_runner() == 0);
 	expect(it_status("POST", "/api/system/jobs", adm()->access, "{\"type\":\"noop\"}") == 202);
@@ -745,9 +744,7 @@ test_jobs_figures_are_in_the_metrics(void)
 	expect(strstr(res.body, "djamms_jobs_queued{queue=\"default\"} ") != NULL);
 	expect(strstr(res.body, "djamms_jobs_dead ") != NULL);
 	snprintf(path, sizeof(path), "%s/metrics-jobs.txt", stack_dir);
-	expect((f = fopen(path, "w")) != NULL);
-	fwrite(res.body, 1, res.body_len, f);
-	fclose(f);
+	expect(it_save_body(&res, path) == 0);
 	http_free(&res);
 	expect(sh("promtool check metrics < %s >&2", path) == 0);
 }
