@@ -616,18 +616,28 @@ void		 revoke_schedule_bump(void);
 
 /* 1 if type is a job the runner knows ("fail" only in test mode). */
 int		 jobs_type_known(const char *type);
-int		 jobs_bulk_type(const char *type);	/* on jobs:queue:bulk */
+/* thumbnails, analysis, hls: on jobs:queue:bulk; they take args.track_id */
+int		 jobs_media_type(const char *type);
 /* Queue a job (args: a JSON object text or NULL). 0 if queued. OUT: id. */
 int		 jobs_enqueue(const char *type, const char *args_json,
 		    int max_attempts, char id_out[37]);
 long long	 jobs_backoff_ms(int attempts);
 long long	 jobs_now_ms(void);		/* wall clock, ms since 1970 */
 /*
- * For the status: runners heard from in the last 30 s, jobs waiting, and
+ * For the status: runners whose heartbeat is current, jobs waiting, and
  * the age in seconds of the oldest waiting (-1 if none). -1 if Redis is
  * away.
  */
 int		 jobs_health(long long *runners, long long *queued, long long *oldest_s);
+/* What the queues hold now; -1 when Redis does not answer. */
+struct jobs_figures {
+	long long	 queued;	/* on the default queue */
+	long long	 bulk;		/* on the bulk queue (media jobs) */
+	long long	 delayed;	/* failed, waiting for their retry */
+	long long	 dead;		/* kept for an admin */
+	long long	 runners;	/* runner processes with a current heartbeat */
+};
+int		 jobs_figures(struct jobs_figures *f);
 /* djamms jobs run|enqueue ...; the exit status. */
 int		 jobs_cli(int argc, char **argv);
 
@@ -814,6 +824,12 @@ struct library_result {
  */
 enum app_err	 library_add_file(struct req *r, const struct library_add *a,
 		    struct library_result *out);
+/*
+ * The absolute path of a track's file_path, which must name a file under
+ * storage/audio (no "..", nothing elsewhere): what may be read or removed
+ * for it. NULL otherwise. OUT: buf (cap bytes).
+ */
+const char	*library_audio_path(const char *rel, char *buf, size_t cap);
 /* Clean up after writers that died mid-way (see library.c). */
 void		 library_recover(void);
 void		 library_remove_covers(const char *track_id);
@@ -907,8 +923,9 @@ int		 media_open_audio(const char *path, struct AVFormatContext **ctx);
 /*
  * Run argv (no shell; stdin /dev/null), stdout to out_path and stderr to
  * err_path when given. With timeout_s > 0 it runs in its own process
- * group, killed whole when it takes longer. 0 if it exited 0, else -1
- * (OUT: err).
+ * group, killed whole when it takes longer. 0 if it exited 0; its exit
+ * status if it exited otherwise (126, 127: it could not be started); -1
+ * if it was not run, was killed or timed out. OUT: err unless 0.
  */
 int		 proc_run(char *const argv[], const char *out_path,
 		    const char *err_path, int timeout_s, char *err, size_t errlen);
@@ -917,7 +934,13 @@ void		 rm_tree(const char *path);
 
 /* ---- hls.c: HLS renditions ------------------------------------------ */
 
-#define HLS_RENDITIONS	"64k 128k 256k"
+/* The renditions, lowest first (nginx's /hls/ location names them too). */
+struct hls_rendition {
+	const char	*name;		/* "64k": its directory, and ffmpeg's bitrate */
+	int		 bps;
+};
+extern const struct hls_rendition hls_renditions[];
+extern const size_t		 hls_nrenditions;
 /*
  * <storage>/hls/<track_id>/: master.m3u8 and, per rendition (AAC at 64,
  * 128 and 256 kbit/s), <name>/index.m3u8 and <name>/segNNN.ts, made by

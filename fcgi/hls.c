@@ -45,14 +45,22 @@ last_line(const char *log, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+const struct hls_rendition hls_renditions[] = {
+	{ "64k", 64000 }, { "128k", 128000 }, { "256k", 256000 },
+};
+const size_t	 hls_nrenditions = sizeof(hls_renditions) / sizeof(hls_renditions[0]);
+
 int
 hls_build(const char *track_id, const char *src, char *err, size_t errlen)
 {
 	char		 root[4096], work[4200], final[4200], old[4200], log[4300];
 	char		 out_pat[4300], seg_pat[4300], in[4200], why[300], path[4400];
-	const char	*names[] = { "64k", "128k", "256k" }, *demuxer;
+	char		 bitrate_opt[sizeof(hls_renditions) / sizeof(hls_renditions[0])][16];
+	char		 stream_map[128] = "";
+	const char	*demuxer;
 	pid_t		 pid = getpid();
-	int		 rc, i;
+	int		 rc;
+	size_t		 i;
 
 	if (!uuid_valid(track_id)) {
 		snprintf(err, errlen, "not a track id");
@@ -86,27 +94,40 @@ hls_build(const char *track_id, const char *src, char *err, size_t errlen)
 		return 1;
 	}
 	{
-		char *const	 argv[] = {
-			(char *)cfg.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
-			"-protocol_whitelist", "file", "-f", (char *)demuxer, "-i", in,
-			"-map", "0:a:0", "-map", "0:a:0", "-map", "0:a:0", "-vn", "-sn", "-dn",
-			"-map_metadata", "-1", "-c:a", "aac", "-ac", "2", "-ar", "44100",
-			"-b:a:0", "64k", "-b:a:1", "128k", "-b:a:2", "256k",
-			"-f", "hls", "-hls_time", "6", "-hls_playlist_type", "vod",
-			"-hls_flags", "independent_segments", "-hls_segment_type", "mpegts",
-			"-hls_segment_filename", seg_pat, "-master_pl_name", "master.m3u8",
-			"-var_stream_map", "a:0,name:64k a:1,name:128k a:2,name:256k",
-			out_pat, NULL
-		};
+		char		*argv[64];
 		char		 e[256] = "";
+		int		 n = 0;
 
+#define ARG(a)	(argv[n++] = (char *)(a))
+		ARG(cfg.ffmpeg); ARG("-nostdin"); ARG("-hide_banner"); ARG("-loglevel");
+		ARG("error"); ARG("-protocol_whitelist"); ARG("file"); ARG("-f");
+		ARG(demuxer); ARG("-i"); ARG(in);
+		for (i = 0; i < hls_nrenditions; i++) {
+			ARG("-map");
+			ARG("0:a:0");
+		}
+		ARG("-vn"); ARG("-sn"); ARG("-dn"); ARG("-map_metadata"); ARG("-1");
+		ARG("-c:a"); ARG("aac"); ARG("-ac"); ARG("2"); ARG("-ar"); ARG("44100");
+		for (i = 0; i < hls_nrenditions; i++) {
+			snprintf(bitrate_opt[i], sizeof(bitrate_opt[i]), "-b:a:%zu", i);
+			ARG(bitrate_opt[i]);
+			ARG(hls_renditions[i].name);
+			snprintf(stream_map + strlen(stream_map), sizeof(stream_map) -
+			    strlen(stream_map), "%sa:%zu,name:%s", i ? " " : "", i,
+			    hls_renditions[i].name);
+		}
+		ARG("-f"); ARG("hls"); ARG("-hls_time"); ARG("6");
+		ARG("-hls_playlist_type"); ARG("vod"); ARG("-hls_flags");
+		ARG("independent_segments"); ARG("-hls_segment_type"); ARG("mpegts");
+		ARG("-hls_segment_filename"); ARG(seg_pat); ARG("-master_pl_name");
+		ARG("master.m3u8"); ARG("-var_stream_map"); ARG(stream_map); ARG(out_pat);
+		ARG(NULL);
+#undef ARG
 		rc = proc_run(argv, NULL, log, (int)cfg.hls_timeout_s, e, sizeof(e));
 		if (rc != 0) {
 			last_line(log, why, sizeof(why));
-			/* 126/127: ffmpeg could not be started; a timeout: busy */
-			if (strstr(e, "status 126") || strstr(e, "status 127") ||
-			    strstr(e, "took more than") || strstr(e, "fork") ||
-			    strstr(e, "signal")) {
+			/* not started (126, 127), killed or timed out: worth a retry */
+			if (rc < 0 || rc == 126 || rc == 127) {
 				snprintf(err, errlen, "%s", e);
 				rc = -1;
 			} else {
@@ -118,8 +139,8 @@ hls_build(const char *track_id, const char *src, char *err, size_t errlen)
 		}
 	}
 	snprintf(path, sizeof(path), "%s/master.m3u8", work);
-	for (i = 0, rc = exists(path); i < 3 && rc; i++) {
-		snprintf(path, sizeof(path), "%s/%s/index.m3u8", work, names[i]);
+	for (i = 0, rc = exists(path); i < hls_nrenditions && rc; i++) {
+		snprintf(path, sizeof(path), "%s/%s/index.m3u8", work, hls_renditions[i].name);
 		rc = exists(path);
 	}
 	unlink(log);

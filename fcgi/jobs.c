@@ -78,28 +78,40 @@ jobs_now_ms(void)
 	return wall_ms();
 }
 
+/* A Redis integer reply's value (the reply freed), or -1. */
+static long long
+reply_int(struct redisReply *rep)
+{
+	long long	 v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+
+	reply_free(rep);
+	return v;
+}
+
+int
+jobs_figures(struct jobs_figures *f)
+{
+	f->queued = reply_int(rds_command(NULL, "LLEN %s", JOBS_QUEUE));
+	f->bulk = reply_int(rds_command(NULL, "LLEN %s", JOBS_BULK));
+	f->delayed = reply_int(rds_command(NULL, "ZCARD %s", JOBS_DELAYED));
+	f->dead = reply_int(rds_command(NULL, "LLEN %s", JOBS_DEAD));
+	f->runners = reply_int(rds_command(NULL, "ZCOUNT jobs:runners %lld +inf", wall_ms()));
+	return f->queued < 0 || f->bulk < 0 || f->delayed < 0 || f->dead < 0 ||
+	    f->runners < 0 ? -1 : 0;
+}
+
 int
 jobs_health(long long *runners, long long *queued, long long *oldest_s)
 {
+	struct jobs_figures	 f;
 	struct redisReply	*rep;
 
 	*runners = *queued = 0;
 	*oldest_s = -1;
-	rep = rds_command(NULL, "ZCOUNT jobs:runners %lld +inf", wall_ms() - cfg.jobs_heartbeat_s * 1000LL);
-	if (rep == NULL || rep->type != REDIS_REPLY_INTEGER) {
-		reply_free(rep);
+	if (jobs_figures(&f) != 0)
 		return -1;
-	}
-	*runners = rep->integer;
-	reply_free(rep);
-	rep = rds_command(NULL, "LLEN %s", JOBS_QUEUE);
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		*queued = rep->integer;
-	reply_free(rep);
-	rep = rds_command(NULL, "LLEN %s", JOBS_BULK);
-	if (rep != NULL && rep->type == REDIS_REPLY_INTEGER)
-		*queued += rep->integer;
-	reply_free(rep);
+	*runners = f.runners;
+	*queued = f.queued + f.bulk;
 	/* the oldest waits at the right end */
 	rep = rds_command(NULL, "LINDEX %s -1", JOBS_QUEUE);
 	if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
@@ -114,12 +126,12 @@ jobs_health(long long *runners, long long *queued, long long *oldest_s)
 }
 
 /*
- * The bulk queue's: long media work, which must not hold up mail and the
- * rest behind it. With two runner processes or more, the first never
- * takes it.
+ * The media jobs: long work, queued on the bulk queue so it never holds
+ * up mail and the rest (with two runner processes or more, the first
+ * never takes it); the jobs that take args.track_id.
  */
 int
-jobs_bulk_type(const char *type)
+jobs_media_type(const char *type)
 {
 	return strcmp(type, "thumbnails") == 0 || strcmp(type, "analysis") == 0 ||
 	    strcmp(type, "hls") == 0;
@@ -163,7 +175,10 @@ jobs_enqueue(const char *type, const char *args_json, int max_attempts,
 	json_object_object_add(j, "max_attempts", json_object_new_int(
 	    max_attempts > 0 ? max_attempts : 5));
 	json_object_object_add(j, "enqueued_at", json_object_new_int64(wall_ms()));
-	rep = rds_command(NULL, "LPUSH %s %s", jobs_bulk_type(type) ? JOBS_BULK : JOBS_QUEUE,
+	/* where a retry or a recovery puts it back (the scripts below) */
+	if (jobs_media_type(type))
+		json_object_object_add(j, "queue", json_object_new_string("bulk"));
+	rep = rds_command(NULL, "LPUSH %s %s", jobs_media_type(type) ? JOBS_BULK : JOBS_QUEUE,
 	    json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
 	ok = rep != NULL && rep->type == REDIS_REPLY_INTEGER;
 	reply_free(rep);
@@ -482,6 +497,19 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 	return 0;
 }
 
+/* args.track_id if it is one, else NULL. */
+static const char *
+arg_track(struct json_object *args)
+{
+	struct json_object	*v;
+
+	if (args != NULL && json_object_object_get_ex(args, "track_id", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    uuid_valid(json_object_get_string(v)))
+		return json_object_get_string(v);
+	return NULL;
+}
+
 /*
  * The tracks a media job works on, (id, file_path): one's, if it has
  * audio; else up to limit of the active tracks with audio that todo (a
@@ -512,19 +540,14 @@ media_todo(const char *one, const char *todo, int limit)
 static int
 job_thumbnails(struct json_object *args, char *err, size_t errlen)
 {
-	struct json_object	*v;
-	const char		*one = NULL;
-	PGresult		*res;
-	int			 i, made = 0, none = 0;
+	const char	*one = arg_track(args);
+	PGresult	*res;
+	int		 i, made = 0, none = 0;
 
 	if (!db_ok()) {
 		snprintf(err, errlen, "database unavailable");
 		return -1;
 	}
-	if (args != NULL && json_object_object_get_ex(args, "track_id", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    uuid_valid(json_object_get_string(v)))
-		one = json_object_get_string(v);
 	res = media_todo(one, "NOT has_cover AND NOT metadata ? 'cover_checked'", 500);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
@@ -592,36 +615,13 @@ sweep_lock(const char *kind, int take)
 	return rc;
 }
 
-/* args.track_id if it is one, else NULL. */
-static const char *
-arg_track(struct json_object *args)
-{
-	struct json_object	*v;
-
-	if (args != NULL && json_object_object_get_ex(args, "track_id", &v) &&
-	    json_object_is_type(v, json_type_string) &&
-	    uuid_valid(json_object_get_string(v)))
-		return json_object_get_string(v);
-	return NULL;
-}
-
-/* An absolute path inside storage for a row's file_path, or NULL. */
-static const char *
-track_file(const char *rel, char *buf, size_t cap)
-{
-	if (strncmp(rel, "audio/", 6) != 0 || strstr(rel, "..") != NULL ||
-	    (size_t)snprintf(buf, cap, "%s/%s", cfg.storage_dir, rel) >= cap)
-		return NULL;
-	return buf;
-}
-
-/* Analyse one track; -1 only for a database failure. */
+/* Analyse one track; -1 only for a database failure (OUT: err). */
 static int
-analyse_one(const char *id, const char *rel)
+analyse_one(const char *id, const char *rel, char *err, size_t errlen)
 {
 	struct media_analysis	 a;
 	char			 path[4200], e[256] = "", n[5][32];
-	const char		*abs = track_file(rel, path, sizeof(path));
+	const char		*abs = library_audio_path(rel, path, sizeof(path));
 	PGresult		*res;
 	int			 ok;
 
@@ -650,60 +650,9 @@ analyse_one(const char *id, const char *rel)
 	}
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);
+	if (!ok)
+		snprintf(err, errlen, "cannot store the analysis");
 	return ok ? 0 : -1;
-}
-
-/*
- * Tempo and loudness (analysis.c) of args.track_id, or of every track not
- * analysed yet, oldest first, for at most SWEEP_BUDGET_S; the sweep queues
- * itself again when tracks are left. A file that does not decode is marked
- * analysed without figures (a retry would not change that).
- */
-static int
-job_analysis(struct json_object *args, char *err, size_t errlen)
-{
-	const char	*one = arg_track(args);
-	time_t		 start = time(NULL);
-	int		 done = 0, more = 0, i, lock;
-
-	if (!db_ok()) {
-		snprintf(err, errlen, "database unavailable");
-		return -1;
-	}
-	if (one == NULL && (lock = sweep_lock("analysis", 1)) != 1)
-		return 0;		/* another runner sweeps (or Redis is away) */
-	for (;;) {
-		PGresult	*res = media_todo(one, "analyzed_at IS NULL", SWEEP_BATCH);
-
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			PQclear(res);
-			snprintf(err, errlen, "cannot list the tracks");
-			if (one == NULL)
-				sweep_lock("analysis", 0);
-			return -1;
-		}
-		for (i = 0; i < PQntuples(res); i++) {
-			if (analyse_one(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)) != 0) {
-				PQclear(res);
-				snprintf(err, errlen, "cannot store the analysis");
-				if (one == NULL)
-					sweep_lock("analysis", 0);
-				return -1;
-			}
-			done++;
-		}
-		more = one == NULL && PQntuples(res) == SWEEP_BATCH;
-		PQclear(res);
-		if (!more || jobs_stop || time(NULL) - start >= SWEEP_BUDGET_S)
-			break;
-	}
-	if (one == NULL) {
-		sweep_lock("analysis", 0);
-		if (more)
-			jobs_enqueue("analysis", NULL, 3, NULL);
-	}
-	log_info("analysis done", "\"tracks\":%d,\"more\":%s", done, more ? "true" : "false");
-	return 0;
 }
 
 /* HLS for one track; -1 for a failure worth a retry of the job. */
@@ -711,7 +660,7 @@ static int
 hls_one(const char *id, const char *rel, char *err, size_t errlen)
 {
 	char		 path[4200], e[400] = "";
-	const char	*abs = track_file(rel, path, sizeof(path));
+	const char	*abs = library_audio_path(rel, path, sizeof(path));
 	PGresult	*res;
 	int		 rc;
 
@@ -750,19 +699,72 @@ hls_one(const char *id, const char *rel, char *err, size_t errlen)
 }
 
 /*
+ * A media job's work: args.track_id's track, or, as a sweep, every track
+ * todo picks, oldest first, in batches, for at most SWEEP_BUDGET_S; the
+ * sweep queues itself again when tracks are left. One sweep of a kind at
+ * a time across runners (sweep_lock). each() does one track; its -1 stops
+ * the job, which fails (and is retried).
+ */
+static int
+media_sweep(const char *kind, const char *todo, struct json_object *args,
+    int (*each)(const char *, const char *, char *, size_t), char *err, size_t errlen)
+{
+	const char	*one = arg_track(args);
+	time_t		 start = time(NULL);
+	int		 done = 0, more = 0, failed = 0, i;
+	PGresult	*res;
+
+	if (one == NULL && sweep_lock(kind, 1) != 1)
+		return 0;		/* another runner sweeps (or Redis is away) */
+	do {
+		res = media_todo(one, todo, SWEEP_BATCH);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			snprintf(err, errlen, "cannot list the tracks");
+			failed = 1;
+		}
+		for (i = 0; !failed && i < PQntuples(res); i++, done++)
+			failed = each(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err,
+			    errlen) != 0;
+		more = !failed && one == NULL && PQntuples(res) == SWEEP_BATCH;
+		PQclear(res);
+	} while (more && !jobs_stop && time(NULL) - start < SWEEP_BUDGET_S);
+	if (one == NULL) {
+		sweep_lock(kind, 0);
+		if (more)
+			jobs_enqueue(kind, NULL, 3, NULL);
+	}
+	log_info("media job done", "\"type\":\"%s\",\"tracks\":%d,\"more\":%s", kind, done,
+	    more ? "true" : "false");
+	return failed ? -1 : 0;
+}
+
+/*
+ * Tempo and loudness (analysis.c) of args.track_id, or of every track not
+ * analysed yet. A file that does not decode is marked analysed without
+ * figures (a retry would not change that).
+ */
+static int
+job_analysis(struct json_object *args, char *err, size_t errlen)
+{
+	if (!db_ok()) {
+		snprintf(err, errlen, "database unavailable");
+		return -1;
+	}
+	return media_sweep("analysis", "analyzed_at IS NULL", args, analyse_one, err,
+	    errlen);
+}
+
+/*
  * HLS renditions (hls.c) of args.track_id, or of every track without
- * them, oldest first, for at most SWEEP_BUDGET_S; queued again when
- * tracks are left. Nothing when the hls_enabled setting is false. A file
- * ffmpeg refuses keeps the reason (hls_error) and is not tried again by
- * the sweep; a job for that one track tries again.
+ * them. Nothing when the hls_enabled setting is false. A file ffmpeg
+ * refuses keeps the reason (hls_error) and is not tried again by the
+ * sweep; a job for that one track tries again.
  */
 static int
 job_hls(struct json_object *args, char *err, size_t errlen)
 {
-	const char	*one = arg_track(args);
-	time_t		 start = time(NULL);
-	int		 done = 0, more = 0, i, lock;
 	PGresult	*res;
+	int		 off;
 
 	if (!db_ok()) {
 		snprintf(err, errlen, "database unavailable");
@@ -775,44 +777,14 @@ job_hls(struct json_object *args, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read the settings");
 		return -1;
 	}
-	i = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	off = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
-	if (i) {
-		log_info("hls is turned off", "\"track\":%s", one ? "true" : "false");
+	if (off) {
+		log_info("hls is turned off", "\"track\":%s", arg_track(args) ? "true" : "false");
 		return 0;
 	}
-	if (one == NULL && (lock = sweep_lock("hls", 1)) != 1)
-		return 0;
-	for (;;) {
-		res = media_todo(one, "hls_ready_at IS NULL AND hls_error IS NULL", SWEEP_BATCH);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			PQclear(res);
-			snprintf(err, errlen, "cannot list the tracks");
-			break;
-		}
-		for (i = 0; i < PQntuples(res); i++) {
-			if (hls_one(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), err,
-			    errlen) != 0)
-				break;
-			done++;
-		}
-		more = one == NULL && PQntuples(res) == SWEEP_BATCH;
-		if (i < PQntuples(res)) {
-			PQclear(res);
-			break;
-		}
-		PQclear(res);
-		err[0] = '\0';
-		if (!more || jobs_stop || time(NULL) - start >= SWEEP_BUDGET_S)
-			break;
-	}
-	if (one == NULL) {
-		sweep_lock("hls", 0);
-		if (more && err[0] == '\0')
-			jobs_enqueue("hls", NULL, 3, NULL);
-	}
-	log_info("hls done", "\"tracks\":%d,\"more\":%s", done, more ? "true" : "false");
-	return err[0] == '\0' ? 0 : -1;
+	return media_sweep("hls", "hls_ready_at IS NULL AND hls_error IS NULL", args,
+	    hls_one, err, errlen);
 }
 
 /* args {"media": bool}: a backup (backup.c). */
@@ -908,11 +880,10 @@ job_run(const char *type, struct json_object *args, char *err, size_t errlen)
 /* ---- the runner ----------------------------------------------------- */
 
 /* Due delayed jobs back on the queue, atomically. */
-/* The bulk queue's types (jobs_bulk_type()), for the scripts below. */
+/* A job's queue: KEYS[3] (bulk) if jobs_enqueue() marked it so, else KEYS[2]. */
 #define BULK_LUA \
-	"local bulk = {thumbnails = true, analysis = true, hls = true}" \
-	" local function queue_of(j) local ok, d = pcall(cjson.decode, j)" \
-	" if ok and type(d) == 'table' and bulk[d.type] then return KEYS[3] end" \
+	"local function queue_of(j) local ok, d = pcall(cjson.decode, j)" \
+	" if ok and type(d) == 'table' and d.queue == 'bulk' then return KEYS[3] end" \
 	" return KEYS[2] end "
 
 /* Due delayed jobs back on their queue, atomically. */
@@ -1106,8 +1077,13 @@ runner_loop(int index, int workers, int schedule)
 		if (now_us() - last_hb >= (uint64_t)cfg.jobs_heartbeat_s * 1000000 / 6) {
 			reply_free(rds_command(NULL, "SET %s %lld EX %ld", hb, wall_ms(),
 			    cfg.jobs_heartbeat_s));
-			/* the runners and when each was last heard from */
-			reply_free(rds_command(NULL, "ZADD jobs:runners %lld %s", wall_ms(), id));
+			/*
+			 * the runners, each with the moment it is taken for dead
+			 * unless heard from again: a reader needs no heartbeat
+			 * setting of its own (the pool's may not be the runners')
+			 */
+			reply_free(rds_command(NULL, "ZADD jobs:runners %lld %s", wall_ms() +
+			    cfg.jobs_heartbeat_s * 1000LL, id));
 			reply_free(rds_command(NULL, "ZREMRANGEBYSCORE jobs:runners -inf %lld",
 			    wall_ms() - 86400000LL));
 			last_hb = now_us();

@@ -222,6 +222,17 @@ new_uuid(char out[37])
 	    b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+const char *
+library_audio_path(const char *rel, char *buf, size_t cap)
+{
+	int	 n;
+
+	if (rel == NULL || strncmp(rel, "audio/", 6) != 0 || strstr(rel, "..") != NULL ||
+	    (n = snprintf(buf, cap, "%s/%s", cfg.storage_dir, rel)) < 0 || (size_t)n >= cap)
+		return NULL;
+	return buf;
+}
+
 /* Remove a track's cover directory and its files. */
 void
 library_remove_covers(const char *track_id)
@@ -297,11 +308,11 @@ library_recover(void)
 			body[n] = '\0';
 			body[strcspn(body, "\n")] = '\0';
 			/* The intent holds a path inside storage/audio, nothing else. */
-			if (strncmp(body, "audio/", 6) == 0 && strstr(body, "..") == NULL) {
+			{
 				char	 file[8300];
 
-				snprintf(file, sizeof(file), "%s/%s", cfg.storage_dir, body);
-				unlink(file);
+				if (library_audio_path(body, file, sizeof(file)) != NULL)
+					unlink(file);
 			}
 			library_remove_covers(id);
 			log_warn("removed the remains of an interrupted library write",
@@ -548,12 +559,9 @@ library_add_file(struct req *r, const struct library_add *a,
 			char	 cur[4200], side[4200];
 
 			/* the old version's file, covers and renditions go now */
-			if (t.old_path[0] != '\0' && strcmp(t.old_path, rel) != 0 &&
-			    strncmp(t.old_path, "audio/", 6) == 0 &&
-			    strstr(t.old_path, "..") == NULL) {
-				snprintf(cur, sizeof(cur), "%s/%s", cfg.storage_dir, t.old_path);
+			if (strcmp(t.old_path, rel) != 0 &&
+			    library_audio_path(t.old_path, cur, sizeof(cur)) != NULL)
 				unlink(cur);
-			}
 			if (set_aside)
 				unlink(aside);
 			library_remove_covers(id);

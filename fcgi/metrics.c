@@ -273,18 +273,6 @@ put_seconds(struct sbuf *b, uint64_t us)
 	    (unsigned long long)(us % 1000000));
 }
 
-/* The whole exposition. OUT: *len. Pool memory. */
-/* A Redis integer reply's value, or -1. */
-static long long
-redis_int(struct redisReply *rep)
-{
-	long long	 v = rep != NULL && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-
-	if (rep != NULL)
-		freeReplyObject(rep);
-	return v;
-}
-
 /*
  * The background jobs, from Redis (jobs.c keeps them there): what waits on
  * each queue, what waits for a retry, what is dead, the runners alive, and
@@ -295,16 +283,10 @@ static void
 put_jobs(struct sbuf *b)
 {
 	struct redisReply	*rep;
-	long long		 def, bulk, delayed, dead, runners;
+	struct jobs_figures	 f;
 	size_t			 i;
 
-	def = redis_int(rds_command(NULL, "LLEN jobs:queue"));
-	bulk = redis_int(rds_command(NULL, "LLEN jobs:queue:bulk"));
-	delayed = redis_int(rds_command(NULL, "ZCARD jobs:delayed"));
-	dead = redis_int(rds_command(NULL, "LLEN jobs:dead"));
-	runners = redis_int(rds_command(NULL, "ZCOUNT jobs:runners %lld +inf",
-	    jobs_now_ms() - cfg.jobs_heartbeat_s * 1000LL));
-	if (def < 0 || bulk < 0 || delayed < 0 || dead < 0 || runners < 0)
+	if (jobs_figures(&f) != 0)
 		return;
 	put(b, "# HELP djamms_jobs_queued Jobs waiting for a runner, by queue.\n"
 	    "# TYPE djamms_jobs_queued gauge\n"
@@ -318,7 +300,7 @@ put_jobs(struct sbuf *b)
 	    "djamms_jobs_dead %lld\n"
 	    "# HELP djamms_jobs_runners Job runner processes whose heartbeat is current.\n"
 	    "# TYPE djamms_jobs_runners gauge\n"
-	    "djamms_jobs_runners %lld\n", def, bulk, delayed, dead, runners);
+	    "djamms_jobs_runners %lld\n", f.queued, f.bulk, f.delayed, f.dead, f.runners);
 	rep = rds_command(NULL, "HGETALL jobs:stats");
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
 		if (rep != NULL)
@@ -347,6 +329,7 @@ put_jobs(struct sbuf *b)
 	freeReplyObject(rep);
 }
 
+/* The whole exposition. OUT: *len. Pool memory. */
 char *
 metrics_render(struct mpool *pool, size_t *len)
 {

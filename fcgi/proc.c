@@ -71,11 +71,13 @@ proc_run(char *const argv[], const char *out_path, const char *err_path,
 			usleep(20000);
 		}
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(err, errlen, "%s failed (%s %d)", argv[0],
-		    WIFEXITED(status) ? "status" : "signal",
-		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (!WIFEXITED(status)) {
+		snprintf(err, errlen, "%s killed (signal %d)", argv[0], WTERMSIG(status));
 		return -1;
+	}
+	if (WEXITSTATUS(status) != 0) {
+		snprintf(err, errlen, "%s failed (status %d)", argv[0], WEXITSTATUS(status));
+		return WEXITSTATUS(status);
 	}
 	return 0;
 }

@@ -57,29 +57,25 @@ jobs_overview(struct req *r)
 	static const char *const known[] = { NULL };
 	struct json_object	*o, *runners, *lists, *running, *dead, *stats, *qs;
 	struct redisReply	*rep;
+	struct jobs_figures	 f;
 	size_t			 i, n;
-	long long		 queued, bulk;
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
-	if ((queued = int_of(rds_command(r, "LLEN jobs:queue"))) < 0)
+	if (jobs_figures(&f) != 0)
 		return redis_away(r);
-	bulk = int_of(rds_command(r, "LLEN jobs:queue:bulk"));
 	o = json_object_new_object();
-	json_object_object_add(o, "queued", json_object_new_int64(queued +
-	    (bulk > 0 ? bulk : 0)));
+	json_object_object_add(o, "queued", json_object_new_int64(f.queued + f.bulk));
 	qs = json_object_new_object();
-	json_object_object_add(qs, "default", json_object_new_int64(queued));
-	json_object_object_add(qs, "bulk", json_object_new_int64(bulk));
+	json_object_object_add(qs, "default", json_object_new_int64(f.queued));
+	json_object_object_add(qs, "bulk", json_object_new_int64(f.bulk));
 	json_object_object_add(o, "queues", qs);
-	json_object_object_add(o, "delayed", json_object_new_int64(
-	    int_of(rds_command(r, "ZCARD jobs:delayed"))));
-	json_object_object_add(o, "dead_total", json_object_new_int64(
-	    int_of(rds_command(r, "LLEN jobs:dead"))));
+	json_object_object_add(o, "delayed", json_object_new_int64(f.delayed));
+	json_object_object_add(o, "dead_total", json_object_new_int64(f.dead));
 	runners = json_object_new_array();
 	lists = json_object_new_array();
-	rep = rds_command(r, "ZRANGEBYSCORE jobs:runners %lld +inf", jobs_now_ms() - cfg.jobs_heartbeat_s * 1000LL);
+	rep = rds_command(r, "ZRANGEBYSCORE jobs:runners %lld +inf", jobs_now_ms());
 	for (i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
 		json_object_array_add(runners, json_object_new_string(rep->element[i]->str));
 	scan_keys(r, "jobs:processing:*", 0, lists);
@@ -159,8 +155,7 @@ jobs_create(struct req *r)
 	if ((err = body_string(r, body, "track_id", 0, 36, 36, &track, &tlen)) != E_OK)
 		return err;
 	if (track != NULL) {
-		if (strcmp(type, "thumbnails") != 0 && strcmp(type, "analysis") != 0 &&
-		    strcmp(type, "hls") != 0)
+		if (!jobs_media_type(type))
 			return body_fail(r, "track_id",
 			    "only thumbnails, analysis and hls take a track");
 		if (!uuid_valid(track))
@@ -191,8 +186,7 @@ static const char	 dead_lua[] =
 	"   if ARGV[2] == 'retry' then"
 	"    o.attempts = 0 o.last_error = nil o.failed_at = nil"
 	"    local q = KEYS[2]"
-	"    if o.type == 'thumbnails' or o.type == 'analysis' or o.type == 'hls' then"
-	"     q = KEYS[3] end"	/* jobs_bulk_type() */
+	"    if o.queue == 'bulk' then q = KEYS[3] end"	/* jobs_enqueue() marks it */
 	"    redis.call('LPUSH', q, cjson.encode(o))"
 	"   end return 1 end"
 	" end return 0";

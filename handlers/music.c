@@ -455,8 +455,12 @@ music_track_delete(struct req *r)
 	if (!PQgetisnull(res, 0, 0))
 		path = pool_strdup(r->pool, PQgetvalue(res, 0, 0));
 	library_changed(r);
-	if (path != NULL && strncmp(path, "audio/", 6) == 0 && strstr(path, "..") == NULL)
-		unlink(pool_printf(r->pool, "%s/%s", cfg.storage_dir, path));
+	{
+		char	 abs[4200];
+
+		if (library_audio_path(path, abs, sizeof(abs)) != NULL)
+			unlink(abs);
+	}
 	library_remove_covers(id);
 	hls_remove(id);
 	r->status = 204;
@@ -670,8 +674,6 @@ static const struct db_stmt st_hls = {
 static enum app_err
 music_track_hls(struct req *r)
 {
-	static const struct { const char *name; int bps; } rend[] = {
-		{ "64k", 64000 }, { "128k", 128000 }, { "256k", 256000 } };
 	PGresult		*res, *h;
 	enum app_err		 err;
 	const char		*id = req_param(r, "id");
@@ -713,10 +715,10 @@ music_track_hls(struct req *r)
 	json_object_object_add(o, "mime_type",
 	    json_object_new_string("application/vnd.apple.mpegurl"));
 	arr = json_object_new_array();
-	for (i = 0; i < sizeof(rend) / sizeof(rend[0]); i++) {
+	for (i = 0; i < hls_nrenditions; i++) {
 		x = json_object_new_object();
-		json_object_object_add(x, "name", json_object_new_string(rend[i].name));
-		json_object_object_add(x, "bitrate", json_object_new_int(rend[i].bps));
+		json_object_object_add(x, "name", json_object_new_string(hls_renditions[i].name));
+		json_object_object_add(x, "bitrate", json_object_new_int(hls_renditions[i].bps));
 		json_object_object_add(x, "codecs", json_object_new_string("mp4a.40.2"));
 		json_object_array_add(arr, x);
 	}
