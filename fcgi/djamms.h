@@ -247,12 +247,13 @@ void		 rds_disconnect(void);
 struct redisReply *rds_command(struct req *r, const char *fmt, ...);
 /*
  * The caller's cached answer under key, if its stamp (own version, the
- * library's, the caller's likes version) still holds; NULL if not. OUT:
- * stamp (cap bytes; "" when Redis did not answer), len. The answer lives
- * as long as the request.
+ * library's, the caller's user_ver version: "favver" for their likes,
+ * "shver" for their searches) still holds; NULL if not. OUT: stamp (cap
+ * bytes; "" when Redis did not answer), len. The answer lives as long as
+ * the request.
  */
-const char	*rds_stamped_get(struct req *r, const char *key, const char *own,
-		    char *stamp, size_t cap, size_t *len);
+const char	*rds_stamped_get(struct req *r, const char *key, const char *user_ver,
+		    const char *own, char *stamp, size_t cap, size_t *len);
 /* Cache body under key with the stamp rds_stamped_get() gave (if any). */
 void		 rds_stamped_put(struct req *r, const char *key, const char *stamp,
 		    const char *body, size_t len, int ttl_s);
@@ -736,6 +737,14 @@ struct listcache {
 int		 listcache_get(struct req *r, const char *canon, long ttl_s,
 		    struct listcache *c);
 void		 listcache_put(struct req *r, const struct listcache *c);
+/*
+ * The same for a part of an answer: the cached text for canon (it lives as
+ * long as the request), or NULL; then listcache_store() files it.
+ */
+const char	*listcache_lookup(struct req *r, const char *canon, long ttl_s,
+		    struct listcache *c, size_t *len);
+void		 listcache_store(struct req *r, const struct listcache *c,
+		    const char *body, size_t len);
 /* After any write to the library, once it committed. */
 void		 library_changed(struct req *r);
 
@@ -1051,6 +1060,12 @@ extern const struct route_table	monitoring_route_table;
 extern const struct route_table	device_route_table;
 extern const struct route_table	log_route_table;
 extern const struct route_table	jobs_route_table;
+
+/*
+ * handlers/search.c: after the caller's search history changed (a search,
+ * or clearing it): their cached recent searches are not read again.
+ */
+void		 search_history_changed(struct req *r);
 
 /* handlers/monitoring.c: MemTotal and MemAvailable in bytes. 0 if read. */
 int		 memory_read(long long *total, long long *available);

@@ -36,26 +36,24 @@ answer_cached(struct req *r, const char *body, size_t len)
 	resp_header(r, "X-Cache", "hit");
 }
 
-int
-listcache_get(struct req *r, const char *canon, long ttl_s, struct listcache *c)
+const char *
+listcache_lookup(struct req *r, const char *canon, long ttl_s, struct listcache *c,
+    size_t *len)
 {
 	static char		 sha[41];
 	struct redisReply	*rep, *page;
 	const char		*body;
-	size_t			 len;
 	time_t			 now = time(NULL);
 
 	c->version[0] = '\0';
 	c->local_ok = 0;
 	c->ttl_s = ttl_s;
 	if (cfg.list_cache_ttl_s == 0)
-		return 0;
+		return NULL;
 	sha256_hex(canon, strlen(canon), c->key);
 	c->local_ok = revoke_library_version(&c->local) == 0;
-	if (c->local_ok && (body = pagecache_get(c->key, c->local, now, &len)) != NULL) {
-		answer_cached(r, body, len);
-		return 1;
-	}
+	if (c->local_ok && (body = pagecache_get(c->key, c->local, now, len)) != NULL)
+		return body;
 	rep = sha[0] == '\0' ? NULL :
 	    rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
 	if (rep == NULL || (rep->type == REDIS_REPLY_ERROR &&
@@ -64,35 +62,54 @@ listcache_get(struct req *r, const char *canon, long ttl_s, struct listcache *c)
 		rep = rds_command(r, "SCRIPT LOAD %s", list_cache_lua);
 		if (rep == NULL || rep->type != REDIS_REPLY_STRING ||
 		    rep->len >= sizeof(sha))
-			return 0;
+			return NULL;
 		memcpy(sha, rep->str, rep->len + 1);
 		rep = rds_command(r, "EVALSHA %s 1 lib:ver lib: %s", sha, c->key);
 	}
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING)
-		return 0;
+		return NULL;
 	snprintf(c->version, sizeof(c->version), "%s", rep->element[0]->str);
 	page = rep->element[1];
 	if (page->type != REDIS_REPLY_STRING)
-		return 0;
+		return NULL;
 	if (c->local_ok)
 		pagecache_put(c->key, c->local, now + c->ttl_s, page->str,
 		    page->len);
-	answer_cached(r, page->str, page->len);
+	*len = page->len;
+	return page->str;
+}
+
+int
+listcache_get(struct req *r, const char *canon, long ttl_s, struct listcache *c)
+{
+	const char	*body;
+	size_t		 len;
+
+	if ((body = listcache_lookup(r, canon, ttl_s, c, &len)) == NULL)
+		return 0;
+	answer_cached(r, body, len);
 	return 1;
+}
+
+void
+listcache_store(struct req *r, const struct listcache *c, const char *body,
+    size_t len)
+{
+	if (cfg.list_cache_ttl_s == 0 || c->ttl_s <= 0)
+		return;
+	if (c->local_ok)
+		pagecache_put(c->key, c->local, time(NULL) + c->ttl_s, body, len);
+	if (c->version[0] != '\0')
+		rds_command(r, "SET lib:%s:%s %b EX %ld", c->version, c->key, body,
+		    len, c->ttl_s);
 }
 
 void
 listcache_put(struct req *r, const struct listcache *c)
 {
-	if (cfg.list_cache_ttl_s == 0 || c->ttl_s <= 0 || r->status != 200)
-		return;
-	if (c->local_ok)
-		pagecache_put(c->key, c->local, time(NULL) + c->ttl_s,
-		    r->body, r->body_len);
-	if (c->version[0] != '\0')
-		rds_command(r, "SET lib:%s:%s %b EX %ld", c->version, c->key, r->body,
-		    r->body_len, c->ttl_s);
+	if (r->status == 200)
+		listcache_store(r, c, r->body, r->body_len);
 }
 
 /*

@@ -201,8 +201,9 @@ rds_ping(void)
 
 /*
  * Answers cached per user and stamped with the versions they depend on:
- * the library's (lib:ver), the user's likes (favver:<uid>) and one of the
- * caller's own (a playlist's version, say). The versions and the cached
+ * the library's (lib:ver), one of the user's (their likes, favver:<uid>,
+ * or their searches, shver:<uid>) and one of the caller's own (a
+ * playlist's version, say). The versions and the cached
  * value come back in one round trip; a stamp read before an answer is
  * built never matches a change made after, so nothing stale is served.
  */
@@ -211,14 +212,14 @@ static const char stamped_lua[] =
 	" redis.call('GET', KEYS[1]) or '0', redis.call('GET', KEYS[2])}";
 
 const char *
-rds_stamped_get(struct req *r, const char *key, const char *own,
-    char *stamp, size_t cap, size_t *len)
+rds_stamped_get(struct req *r, const char *key, const char *user_ver,
+    const char *own, char *stamp, size_t cap, size_t *len)
 {
 	struct redisReply	*rep;
 	size_t			 slen;
 
 	stamp[0] = '\0';
-	rep = rds_command(r, "EVAL %s 2 favver:%s %s", stamped_lua,
+	rep = rds_command(r, "EVAL %s 2 %s:%s %s", stamped_lua, user_ver,
 	    r->user_id ? r->user_id : "-", key);
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING ||
@@ -228,7 +229,7 @@ rds_stamped_get(struct req *r, const char *key, const char *own,
 	    rep->element[1]->str);
 	slen = strlen(stamp);
 	if (rep->element[2]->type != REDIS_REPLY_STRING ||
-	    rep->element[2]->len <= slen ||
+	    rep->element[2]->len < slen ||
 	    memcmp(rep->element[2]->str, stamp, slen) != 0)
 		return NULL;
 	*len = rep->element[2]->len - slen;

@@ -653,8 +653,8 @@ playlist_tracks_get(struct req *r)
 		}
 	}
 	key = pool_printf(r->pool, "plent:%s:%s:%s:%s", pl.id, r->user_id, so, sl);
-	if ((cached = rds_stamped_get(r, key, pl.version, stamp, sizeof(stamp),
-	    &clen)) != NULL) {
+	if ((cached = rds_stamped_get(r, key, "favver", pl.version, stamp,
+	    sizeof(stamp), &clen)) != NULL) {
 		if (l1key[0] != '\0')
 			pagecache_put(l1key, 0, time(NULL) + ENTRIES_TTL_S, cached, clen);
 		resp_header(r, "X-Cache", "hit");

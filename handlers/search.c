@@ -517,6 +517,13 @@ add_facets(struct json_object *o, PGresult *res, const char *type)
 		json_object_put(albums);
 }
 
+void
+search_history_changed(struct req *r)
+{
+	if (r->user_id != NULL)
+		rds_command(r, "INCR shver:%s", r->user_id);
+}
+
 /* Record the search in the caller's history. */
 static void
 remember(struct req *r, const char *q, struct json_object *filters, long count)
@@ -531,8 +538,9 @@ remember(struct req *r, const char *q, struct json_object *filters, long count)
 	char		 n[24];
 
 	snprintf(n, sizeof(n), "%ld", count);
-	(void)db_exec(r, &res, &st, (const char *const[]){ r->user_id, q,
-	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n });
+	if (db_exec(r, &res, &st, (const char *const[]){ r->user_id, q,
+	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n }) == E_OK)
+		search_history_changed(r);
 }
 
 static char *
@@ -801,51 +809,162 @@ music_search(struct req *r)
 }
 
 /*
- * GET /api/music/search/suggest?q=: as you type. Titles, artists and
- * albums that begin with what was typed (normalised), most popular first,
- * and the caller's own recent searches (the last 200) that do. Each kind
+ * GET /api/music/search/suggest?q=: as you type. The caller's own recent
+ * searches (the last 200) that begin with what was typed (normalised),
+ * then titles, artists and albums that do, most popular first. Each kind
  * looks at the first 1,000 names of the range at most, so a one-letter
  * prefix costs no more than a long one (its suggestions are then the most
  * popular of those, not of every name).
+ *
+ * The two halves are cached apart, so that typing costs the database
+ * nothing once a prefix was asked for: the library's suggestions for a
+ * prefix are shared by everyone, with the library lists (listcache.c);
+ * the caller's recent searches are kept in Redis stamped with their
+ * search version (shver:<uid>, moved on by every search and by clearing
+ * the history), so a search shows up in the next suggestion.
  */
+#define SUGGEST_TTL_S	900
+#define RECENT_TTL_S	3600
+#define RECENT_MAX	3
+
+static const struct db_stmt st_suggest_library = {
+	"search_suggest_library",
+	"WITH p AS (SELECT search_normalize($1) AS s)"
+	" (SELECT 'norm', s FROM p)"
+	" UNION ALL (SELECT 'artist', artist FROM (SELECT artist, popularity FROM tracks"
+	"   WHERE is_active"
+	"   AND search_normalize(artist) COLLATE \"C\" >= (SELECT s FROM p)"
+	"   AND search_normalize(artist) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+	"   ORDER BY search_normalize(artist) COLLATE \"C\" LIMIT 1000) x"
+	"   GROUP BY artist ORDER BY max(popularity) DESC LIMIT $2::int)"
+	" UNION ALL (SELECT 'title', title FROM (SELECT title, popularity FROM tracks"
+	"   WHERE is_active"
+	"   AND search_normalize(title) COLLATE \"C\" >= (SELECT s FROM p)"
+	"   AND search_normalize(title) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+	"   ORDER BY search_normalize(title) COLLATE \"C\" LIMIT 1000) x"
+	"   GROUP BY title ORDER BY max(popularity) DESC LIMIT $2::int)"
+	" UNION ALL (SELECT 'album', album FROM (SELECT album, popularity FROM tracks"
+	"   WHERE is_active AND album IS NOT NULL"
+	"   AND search_normalize(album) COLLATE \"C\" >= (SELECT s FROM p)"
+	"   AND search_normalize(album) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
+	"   ORDER BY search_normalize(album) COLLATE \"C\" LIMIT 1000) x"
+	"   GROUP BY album ORDER BY max(popularity) DESC LIMIT $2::int)",
+	2
+};
+
+static const struct db_stmt st_suggest_recent = {
+	"search_suggest_recent",
+	"SELECT search_normalize(query), query FROM (SELECT query, searched_at"
+	" FROM search_history WHERE user_id = $1 ORDER BY searched_at DESC LIMIT 200) h"
+	" GROUP BY query ORDER BY max(searched_at) DESC",
+	1
+};
+
+/* {"kind":kind,"text":text} after out's len bytes. */
+static size_t
+suggestion_into(char *out, size_t len, size_t cap, const char *kind, const char *text)
+{
+	len += (size_t)snprintf(out + len, cap - len, "%s{\"kind\":\"%s\",\"text\":\"",
+	    len > 0 ? "," : "", kind);
+	len = json_escape_into(out, len, cap, text);
+	len += (size_t)snprintf(out + len, cap - len, "\"}");
+	return len < cap ? len : cap - 1;
+}
+
+/*
+ * The library's suggestions for q: OUT: *norm (q normalised) and the
+ * suggestions, as JSON objects separated by commas. Cached as
+ * "<length of norm>:<norm><suggestions>".
+ */
+static enum app_err
+suggest_library(struct req *r, const char *q, const char *slim, const char **norm,
+    const char **list)
+{
+	struct listcache	 lc;
+	const char		*cached, *canon;
+	char			*text, *end;
+	size_t			 len, cap, n;
+	PGresult		*res;
+	enum app_err		 err;
+	int			 i;
+
+	canon = pool_printf(r->pool, "suggest|%s|%s", q, slim);
+	if ((cached = listcache_lookup(r, canon, SUGGEST_TTL_S, &lc, &len)) != NULL) {
+		n = strtoul(cached, &end, 10);
+		if (*end == ':' && n <= len - (size_t)(end + 1 - cached)) {
+			*norm = pool_printf(r->pool, "%.*s", (int)n, end + 1);
+			*list = pool_printf(r->pool, "%.*s",
+			    (int)(len - (size_t)(end + 1 - cached) - n), end + 1 + n);
+			return E_OK;
+		}
+	}
+	if ((err = db_exec(r, &res, &st_suggest_library,
+	    (const char *const[]){ q, slim })) != E_OK)
+		return err;
+	if (PQntuples(res) < 1)
+		return E_INTERNAL;
+	*norm = pool_strdup(r->pool, PQgetvalue(res, 0, 1));
+	for (cap = 64, i = 1; i < PQntuples(res); i++)
+		cap += 40 + 6 * (size_t)PQgetlength(res, i, 1);
+	text = pool_alloc(r->pool, cap);
+	for (len = 0, i = 1; i < PQntuples(res); i++)
+		len = suggestion_into(text, len, cap, PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1));
+	text[len] = '\0';
+	*list = text;
+	cached = pool_printf(r->pool, "%zu:%s%s", strlen(*norm), *norm, text);
+	listcache_store(r, &lc, cached, strlen(cached));
+	return E_OK;
+}
+
+/*
+ * The caller's recent searches, newest first, each as "<normalised>\0<as
+ * typed>\0". OUT: *len.
+ */
+static const char *
+suggest_recent(struct req *r, size_t *len)
+{
+	const char	*cached;
+	char		 stamp[96], *key, *out;
+	size_t		 cap = 1, o = 0;
+	PGresult	*res;
+	int		 i;
+
+	*len = 0;
+	if (r->user_id == NULL)
+		return "";
+	key = pool_printf(r->pool, "recent:%s", r->user_id);
+	if ((cached = rds_stamped_get(r, key, "shver", "recent", stamp,
+	    sizeof(stamp), len)) != NULL)
+		return cached;
+	if (db_exec(r, &res, &st_suggest_recent, (const char *const[]){ r->user_id })
+	    != E_OK)
+		return "";		/* suggestions without them */
+	for (i = 0; i < PQntuples(res); i++)
+		cap += (size_t)PQgetlength(res, i, 0) + (size_t)PQgetlength(res, i, 1) + 2;
+	out = pool_alloc(r->pool, cap);
+	for (i = 0; i < PQntuples(res); i++) {
+		memcpy(out + o, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0) + 1);
+		o += (size_t)PQgetlength(res, i, 0) + 1;
+		memcpy(out + o, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1) + 1);
+		o += (size_t)PQgetlength(res, i, 1) + 1;
+	}
+	rds_stamped_put(r, key, stamp, out, o, RECENT_TTL_S);
+	*len = o;
+	return out;
+}
+
 static enum app_err
 music_search_suggest(struct req *r)
 {
 	static const char *const known[] = { "q", "limit", NULL };
-	static const struct db_stmt st = {
-		"search_suggest",
-		"WITH p AS (SELECT search_normalize($1) AS s)"
-		" (SELECT 'recent', query FROM (SELECT query, searched_at FROM search_history"
-		"   WHERE user_id = $2 ORDER BY searched_at DESC LIMIT 200) h, p"
-		"   WHERE starts_with(search_normalize(query), p.s)"
-		"   GROUP BY query ORDER BY max(searched_at) DESC LIMIT 3)"
-		" UNION ALL (SELECT 'artist', artist FROM (SELECT artist, popularity FROM tracks"
-		"   WHERE is_active"
-		"   AND search_normalize(artist) COLLATE \"C\" >= (SELECT s FROM p)"
-		"   AND search_normalize(artist) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
-		"   ORDER BY search_normalize(artist) COLLATE \"C\" LIMIT 1000) x"
-		"   GROUP BY artist ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'title', title FROM (SELECT title, popularity FROM tracks"
-		"   WHERE is_active"
-		"   AND search_normalize(title) COLLATE \"C\" >= (SELECT s FROM p)"
-		"   AND search_normalize(title) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
-		"   ORDER BY search_normalize(title) COLLATE \"C\" LIMIT 1000) x"
-		"   GROUP BY title ORDER BY max(popularity) DESC LIMIT $3::int)"
-		" UNION ALL (SELECT 'album', album FROM (SELECT album, popularity FROM tracks"
-		"   WHERE is_active AND album IS NOT NULL"
-		"   AND search_normalize(album) COLLATE \"C\" >= (SELECT s FROM p)"
-		"   AND search_normalize(album) COLLATE \"C\" < (SELECT s || chr(1114111) FROM p)"
-		"   ORDER BY search_normalize(album) COLLATE \"C\" LIMIT 1000) x"
-		"   GROUP BY album ORDER BY max(popularity) DESC LIMIT $3::int)",
-		3
-	};
-	const char		*q = req_query(r, "q"), *l = req_query(r, "limit");
-	long			 limit = 5;
-	char			 slim[16], *pat;
-	PGresult		*res;
-	struct json_object	*o, *a;
-	enum app_err		 err;
-	int			 i;
+	const char	*q = req_query(r, "q"), *l = req_query(r, "limit");
+	const char	*norm, *list, *recent, *p;
+	long		 limit = 5;
+	char		 slim[16], *out;
+	size_t		 rlen, cap, len, nlen;
+	enum app_err	 err;
+	int		 shown = 0;
 
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
@@ -853,22 +972,31 @@ music_search_suggest(struct req *r)
 		return req_fail(r, E_BAD_REQUEST, "q must be 1 to 100 bytes", NULL);
 	if (l != NULL && config_parse_long(l, 1, 20, &limit) != 0)
 		return req_fail(r, E_BAD_REQUEST, "limit must be 1 to 20", NULL);
-	pat = pool_strdup(r->pool, q);	/* compared as text, never a pattern */
 	snprintf(slim, sizeof(slim), "%ld", limit);
-	if ((err = db_exec(r, &res, &st, (const char *const[]){ pat, r->user_id,
-	    slim })) != E_OK)
+	/* q is compared as text, never used as a pattern */
+	if ((err = suggest_library(r, q, slim, &norm, &list)) != E_OK)
 		return err;
-	a = json_object_new_array();
-	for (i = 0; i < PQntuples(res); i++) {
-		struct json_object	*e = json_object_new_object();
+	recent = suggest_recent(r, &rlen);
+	cap = strlen(list) + 64 + RECENT_MAX * 40 + 6 * rlen;
+	out = pool_alloc(r->pool, cap);
+	len = 0;
+	nlen = strlen(norm);
+	for (p = recent; p < recent + rlen && shown < RECENT_MAX; ) {
+		const char	*typed = p + strlen(p) + 1;
 
-		json_object_object_add(e, "kind", pg_json_str(res, i, 0));
-		json_object_object_add(e, "text", pg_json_str(res, i, 1));
-		json_object_array_add(a, e);
+		if (typed >= recent + rlen)
+			break;		/* not a pair: an entry from another version */
+		if (strncmp(p, norm, nlen) == 0) {
+			len = suggestion_into(out, len, cap, "recent", typed);
+			shown++;
+		}
+		p = typed + strlen(typed) + 1;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "suggestions", a);
-	return resp_json(r, 200, o);
+	if (*list != '\0')
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", len > 0 ? "," : "",
+		    list);
+	return resp_json_text(r, 200, pool_printf(r->pool, "{\"suggestions\":[%.*s]}",
+	    (int)len, out), strlen("{\"suggestions\":[]}") + len);
 }
 
 /*

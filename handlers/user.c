@@ -551,7 +551,7 @@ user_favorites_ids(struct req *r)
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
 	key = pool_printf(r->pool, "favids:%s", r->user_id);
-	if ((cached = rds_stamped_get(r, key, "ids", stamp, sizeof(stamp),
+	if ((cached = rds_stamped_get(r, key, "favver", "ids", stamp, sizeof(stamp),
 	    &clen)) != NULL) {
 		resp_header(r, "X-Cache", "hit");
 		return resp_json_text(r, 200, cached, clen);
@@ -754,6 +754,7 @@ user_search_history_clear(struct req *r)
 	if ((err = db_exec(r, &res, &st_search_clear,
 	    (const char *const[]){ r->user_id })) != E_OK)
 		return err;
+	search_history_changed(r);
 	r->status = 204;
 	return E_OK;
 }

@@ -228,6 +228,63 @@ test_search_history_click_suggest_and_popular(void)
 	http_free(&res);
 }
 
+/*
+ * Suggestions are cached (the library's per prefix, the caller's recent
+ * searches per user) but never outlive a change: a new track, a new
+ * search, a cleared history show at the next keystroke.
+ */
+static void
+test_suggest_cache_follows_writes(void)
+{
+	struct it_session	 v;
+	struct http_res		 res;
+	char			 id[37];
+	int			 i, seen = 0;
+
+	expect(fixtures() == 0);
+	expect(it_new_user("suggest", &v) == 0);
+	res = http_bearer("GET", "/api/music/search/suggest?q=quixotic%20bal", v.access, NULL);
+	expect_status(&res, 200);
+	expect(res.body != NULL && strstr(res.body, "Quixotic Ballad") == NULL);
+	http_free(&res);
+	/* asked twice: the second answer comes from the cache, the same */
+	res = http_bearer("GET", "/api/music/search/suggest?q=quixotic%20bal", v.access, NULL);
+	expect(res.body != NULL && strcmp(res.body, "{\"suggestions\":[]}") == 0);
+	http_free(&res);
+	expect(track("Quixotic Ballad", "Nobody Yet", 10, id) == 0);
+	for (i = 0; i < 20 && !seen; i++) {
+		res = http_bearer("GET", "/api/music/search/suggest?q=quixotic%20bal",
+		    v.access, NULL);
+		seen = res.body != NULL && strstr(res.body,
+		    "{\"kind\":\"title\",\"text\":\"Quixotic Ballad\"}") != NULL;
+		http_free(&res);
+		if (!seen)
+			sleep_ms(100);
+	}
+	expect(seen);
+	/* the caller's own searches: at once, newest first, and only theirs */
+	res = search(&v, "q=quixotic%20\"balad\"");
+	http_free(&res);
+	res = search(&v, "q=Quixotic%20Ballads");
+	http_free(&res);
+	res = http_bearer("GET", "/api/music/search/suggest?q=QUIXO", v.access, NULL);
+	expect_status(&res, 200);
+	expect_json_str(&res, "suggestions.0.kind", "recent");
+	expect_json_str(&res, "suggestions.0.text", "Quixotic Ballads");
+	expect_json_str(&res, "suggestions.1.text", "quixotic \"balad\"");
+	expect_json_str(&res, "suggestions.2.text", "Quixotic Ballad");
+	http_free(&res);
+	res = http_bearer("GET", "/api/music/search/suggest?q=quixo", u.access, NULL);
+	expect(res.body != NULL && strstr(res.body, "\"recent\"") == NULL);
+	http_free(&res);
+	expect(it_status("DELETE", "/api/user/search-history", v.access, NULL) == 204);
+	res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
+	expect(res.body != NULL && strstr(res.body, "\"recent\"") == NULL &&
+	    strstr(res.body, "Quixotic Ballad") != NULL);
+	http_free(&res);
+	it_psql("DELETE FROM tracks WHERE id = '%s'", id);
+}
+
 static void
 test_search_bad_input_is_400(void)
 {
@@ -333,6 +390,7 @@ const struct it_test search_tests[] = {
 	T(test_search_sees_writes_at_once),
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_history_click_suggest_and_popular),
+	T(test_suggest_cache_follows_writes),
 	T(test_search_bad_input_is_400),
 	T(test_search_relevance_set),
 #undef T
