@@ -867,15 +867,25 @@ static const struct db_stmt st_suggest_recent = {
 	1
 };
 
-/* {"kind":kind,"text":text} after out's len bytes. */
+/*
+ * {"kind":kind,"text":text} after out's len bytes; out as it was when it
+ * would not fit in cap (callers size it so that it does).
+ */
 static size_t
 suggestion_into(char *out, size_t len, size_t cap, const char *kind, const char *text)
 {
-	len += (size_t)snprintf(out + len, cap - len, "%s{\"kind\":\"%s\",\"text\":\"",
+	size_t	 o = len;
+	int	 k;
+
+	k = snprintf(out + o, cap - o, "%s{\"kind\":\"%s\",\"text\":\"",
 	    len > 0 ? "," : "", kind);
-	len = json_escape_into(out, len, cap, text);
-	len += (size_t)snprintf(out + len, cap - len, "\"}");
-	return len < cap ? len : cap - 1;
+	if (k < 0 || (o += (size_t)k) + 3 >= cap ||
+	    (o = json_escape_into(out, o, cap, text)) + 3 >= cap) {
+		out[len] = '\0';
+		return len;
+	}
+	memcpy(out + o, "\"}", 3);
+	return o + 2;
 }
 
 /*
