@@ -763,6 +763,14 @@ enum app_err	 likes_mark_page(struct req *r);
 int		 likes_find_tracks(const char *body, size_t len, size_t *id_at,
 		    size_t *end_at, int max);
 void		 likes_free(void);
+/*
+ * This worker's page cache key for an answer (what: the request, any text)
+ * about r's caller that depends on the library and on the caller's likes,
+ * under the versions of both as this machine knows them: no round trip.
+ * OUT: key (hex, "" when unknown). 0 if known; -1 while the watcher is
+ * not live (then nothing may be cached here).
+ */
+int		 likes_page_key(struct req *r, const char *what, char key[65]);
 void		 revoke_set_live(int live);
 /* OUT: the figures for /api/system/status. */
 void		 revoke_stats(int *live, unsigned *versions, unsigned *denied,

@@ -225,3 +225,20 @@ likes_mark_page(struct req *r)
 	r->body_len = o;
 	return E_OK;
 }
+
+int
+likes_page_key(struct req *r, const char *what, char key[65])
+{
+	uint64_t	 libv;
+	uint32_t	 gen;
+	char		*canon;
+
+	key[0] = '\0';
+	if (r->user_id == NULL || revoke_library_version(&libv) != 0 ||
+	    revoke_likes_gen(r->user_id, &gen) != 0)
+		return -1;
+	canon = pool_printf(r->pool, "%s|%s|%llu|%u", what, r->user_id,
+	    (unsigned long long)libv, gen);
+	sha256_hex(canon, strlen(canon), key);
+	return 0;
+}

@@ -613,8 +613,6 @@ playlist_tracks_get(struct req *r)
 	const char		*cached;
 	char			 stamp[96], *key, l1key[65] = "";
 	size_t			 clen;
-	uint64_t		 libv;
-	uint32_t		 likes;
 	enum app_err		 err;
 
 	if ((err = query_only(r, known)) != E_OK)
@@ -641,16 +639,11 @@ playlist_tracks_get(struct req *r)
 	 * (all known here while the watcher is live: no round trip), then
 	 * Redis's.
 	 */
-	if (revoke_library_version(&libv) == 0 &&
-	    revoke_likes_gen(r->user_id, &likes) == 0) {
-		char	*canon = pool_printf(r->pool, "plent|%s|%s|%s|%s|%s|%llu|%u", pl.id,
-			    r->user_id, so, sl, pl.version, (unsigned long long)libv, likes);
-
-		sha256_hex(canon, strlen(canon), l1key);
-		if ((cached = pagecache_get(l1key, 0, time(NULL), &clen)) != NULL) {
-			resp_header(r, "X-Cache", "hit");
-			return resp_json_text(r, 200, cached, clen);
-		}
+	if (likes_page_key(r, pool_printf(r->pool, "plent|%s|%s|%s|%s", pl.id, so, sl,
+	    pl.version), l1key) == 0 &&
+	    (cached = pagecache_get(l1key, 0, time(NULL), &clen)) != NULL) {
+		resp_header(r, "X-Cache", "hit");
+		return resp_json_text(r, 200, cached, clen);
 	}
 	key = pool_printf(r->pool, "plent:%s:%s:%s:%s", pl.id, r->user_id, so, sl);
 	if ((cached = rds_stamped_get(r, key, "favver", pl.version, stamp,

@@ -543,28 +543,34 @@ static enum app_err
 user_favorites_ids(struct req *r)
 {
 	const char		*cached;
-	char			 stamp[96], *key;
+	char			 stamp[96], *key, l1key[65];
 	size_t			 clen;
 	PGresult		*res;
 	enum app_err		 err;
 
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
-	key = pool_printf(r->pool, "favids:%s", r->user_id);
-	if ((cached = rds_stamped_get(r, key, "favver", "ids", stamp, sizeof(stamp),
-	    &clen)) != NULL) {
+	if (likes_page_key(r, "favids", l1key) == 0 &&
+	    (cached = pagecache_get(l1key, 0, time(NULL), &clen)) != NULL) {
 		resp_header(r, "X-Cache", "hit");
 		return resp_json_text(r, 200, cached, clen);
 	}
-	if ((err = db_exec(r, &res, &st_fav_ids,
-	    (const char *const[]){ r->user_id })) != E_OK)
-		return err;
-	if (PQntuples(res) != 1)
-		return E_INTERNAL;
-	rds_stamped_put(r, key, stamp, PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0), FAVIDS_TTL_S);
-	return resp_json_text(r, 200, PQgetvalue(res, 0, 0),
-	    (size_t)PQgetlength(res, 0, 0));
+	key = pool_printf(r->pool, "favids:%s", r->user_id);
+	if ((cached = rds_stamped_get(r, key, "favver", "ids", stamp, sizeof(stamp),
+	    &clen)) == NULL) {
+		if ((err = db_exec(r, &res, &st_fav_ids,
+		    (const char *const[]){ r->user_id })) != E_OK)
+			return err;
+		if (PQntuples(res) != 1)
+			return E_INTERNAL;
+		cached = PQgetvalue(res, 0, 0);
+		clen = (size_t)PQgetlength(res, 0, 0);
+		rds_stamped_put(r, key, stamp, cached, clen, FAVIDS_TTL_S);
+	} else
+		resp_header(r, "X-Cache", "hit");
+	if (l1key[0] != '\0')
+		pagecache_put(l1key, 0, time(NULL) + FAVIDS_TTL_S, cached, clen);
+	return resp_json_text(r, 200, cached, clen);
 }
 
 /* POST /api/user/favorites/:id: like an active track; liking twice is one like. */
