@@ -527,7 +527,9 @@ user_favorites_list(struct req *r)
  * user's own likes version (favver:<uid>, moved on after every like and
  * unlike commits). A stamp read before the list was built never matches a
  * later change, so a stale list is never served. One round trip reads the
- * versions and the cached answer together.
+ * versions and the cached answer together; each worker also keeps its
+ * callers' lists under the same versions as this machine knows them
+ * (likes_page_key()), and then makes no round trip at all.
  */
 #define FAVIDS_TTL_S	600
 
