@@ -708,14 +708,19 @@ int		 spell_distance_bits(const char *a, int la, const char *b, int lb);
 /* Replace the dictionary (the tests; the worker loads search_words). */
 int		 spell_set_words(const char *const *words, const int *tracks, size_t n);
 /*
- * The library's words within reach edits of word, closest first, then
- * most used. OUT: out (at most max). Returns how many.
+ * The library's words one edit from word, and those within reach edits
+ * that begin with its first byte (two slips do not change a word's first
+ * letter too), closest first, then most used. OUT: out (at most max).
+ * Returns how many.
  */
 int		 spell_lookup(const char *word, int reach, struct spell_cand *out,
 		    int max);
-/* spell_lookup() on a dictionary kept current with the library. */
+/* How many tracks use word, 0 when the library does not have it. */
+int		 spell_count(const char *word);
+/* The same two on a dictionary kept current with the library. */
 int		 spell_candidates(struct req *r, const char *word, int reach,
 		    struct spell_cand *out, int max);
+int		 spell_known(struct req *r, const char *word);
 void		 spell_free(void);
 
 /* ---- listcache.c ---------------------------------------------------- */

@@ -7,9 +7,12 @@
  * version, revoke.c), at most every SPELL_RELOAD_S seconds: a word added a
  * moment ago is found as typed at once, and corrected a little later.
  *
- * A lookup only looks at words of a near length, skips most of those with
- * a letter-set test (letter_set()), and computes the edit distance of the
- * rest bit-parallel. Two adjacent
+ * A lookup looks closely only at words that begin as the typed word
+ * does: those of a near length, most skipped with a letter-set test
+ * (letter_set()), the rest measured bit-parallel. A word that begins
+ * otherwise is one edit away only when that edit is its first letter
+ * (changed, added, dropped, or swapped with the second), and those are
+ * found by name in an index of the words by their tails. Two adjacent
  * letters swapped count as one edit, as people swap letters more than any
  * other mistake (optimal string alignment distance).
  */
@@ -30,11 +33,18 @@ struct spell_word {
 	int		 tracks;
 };
 
+/*
+ * words: by first byte, then length, then most used first; bucket[] the
+ * first index of each (byte, length), so that the words of byte b and
+ * length l are [bucket[b][l], bucket[b][l + 1]). by_tail: indexes of
+ * words in the byte order of what follows their first byte.
+ */
 static struct spell_word	*words;
 static uint64_t			*masks;		/* letter_set() of words[i], densely, for the scan */
+static uint32_t			*by_tail;
 static size_t			 nwords;
 static char			*arena;
-static size_t			 by_len[SPELL_MAXLEN + 2];	/* first index of each length */
+static size_t			 bucket[256][SPELL_MAXLEN + 2];
 static uint64_t			 loaded_version;
 static time_t			 loaded_at;
 static int			 loaded;
@@ -187,13 +197,21 @@ bits_set(uint64_t x)
 #endif
 
 static int
-by_length(const void *x, const void *y)
+by_bucket(const void *x, const void *y)
 {
 	const struct spell_word	*a = x, *b = y;
 
+	if (a->w[0] != b->w[0])
+		return (unsigned char)a->w[0] - (unsigned char)b->w[0];
 	if (a->len != b->len)
 		return a->len - b->len;
-	return b->tracks - a->tracks;	/* most used first within a length */
+	return b->tracks - a->tracks;	/* most used first within a bucket */
+}
+
+static int
+tail_order(const void *x, const void *y)
+{
+	return strcmp(words[*(const uint32_t *)x].w + 1, words[*(const uint32_t *)y].w + 1);
 }
 
 void
@@ -201,9 +219,11 @@ spell_free(void)
 {
 	free(words);
 	free(masks);
+	free(by_tail);
 	free(arena);
 	words = NULL;
 	masks = NULL;
+	by_tail = NULL;
 	arena = NULL;
 	nwords = 0;
 	loaded = 0;
@@ -213,7 +233,7 @@ int
 spell_set_words(const char *const *w, const int *tracks, size_t n)
 {
 	size_t	 i, bytes = 0, o = 0;
-	int	 len;
+	int	 len, b;
 
 	spell_free();
 	for (i = 0; i < n; i++)
@@ -232,16 +252,22 @@ spell_set_words(const char *const *w, const int *tracks, size_t n)
 		nwords++;
 		o += (size_t)len + 1;
 	}
-	qsort(words, nwords, sizeof(*words), by_length);
-	if ((masks = malloc((nwords + 1) * sizeof(*masks))) == NULL)
+	qsort(words, nwords, sizeof(*words), by_bucket);
+	if ((masks = malloc((nwords + 1) * sizeof(*masks))) == NULL ||
+	    (by_tail = malloc((nwords + 1) * sizeof(*by_tail))) == NULL)
 		abort();
-	for (i = 0; i < nwords; i++)
+	for (i = 0; i < nwords; i++) {
 		masks[i] = letter_set(words[i].w, words[i].len);
-	for (len = 0, i = 0; len <= SPELL_MAXLEN + 1; len++) {
-		while (i < nwords && words[i].len < len)
-			i++;
-		by_len[len] = i;
+		by_tail[i] = (uint32_t)i;
 	}
+	qsort(by_tail, nwords, sizeof(*by_tail), tail_order);
+	for (i = 0, b = 0; b < 256; b++)
+		for (len = 0; len <= SPELL_MAXLEN + 1; len++) {
+			while (i < nwords && ((unsigned char)words[i].w[0] < b ||
+			    ((unsigned char)words[i].w[0] == b && words[i].len < len)))
+				i++;
+			bucket[b][len] = i;
+		}
 	loaded = 1;
 	return 0;
 }
@@ -291,49 +317,129 @@ cand_order(const void *x, const void *y)
 	return b->tracks - a->tracks;
 }
 
+/* Keep the best max candidates in out (n of them so far). */
+static int
+consider(struct spell_cand *out, int n, int max, const struct spell_word *sw, int d)
+{
+	int	 worst = 0, k;
+
+	if (n < max) {
+		out[n].word = sw->w;
+		out[n].distance = d;
+		out[n].tracks = sw->tracks;
+		return n + 1;
+	}
+	/* full: replace the worst if this one is better */
+	for (k = 1; k < n; k++)
+		if (cand_order(&out[k], &out[worst]) > 0)
+			worst = k;
+	if (d < out[worst].distance || (d == out[worst].distance &&
+	    sw->tracks > out[worst].tracks)) {
+		out[worst].word = sw->w;
+		out[worst].distance = d;
+		out[worst].tracks = sw->tracks;
+	}
+	return n;
+}
+
+/* The first index in by_tail whose word's tail is not below tail. */
+static size_t
+tail_from(const char *tail)
+{
+	size_t	 lo = 0, hi = nwords;
+
+	while (lo < hi) {
+		size_t	 mid = lo + (hi - lo) / 2;
+
+		if (strcmp(words[by_tail[mid]].w + 1, tail) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The words whose tail is tail, of length len, beginning with first (or,
+ * first < 0, with anything but the byte not): one edit away.
+ */
+static int
+by_tail_add(const char *tail, int len, int first, int not, struct spell_cand *out,
+    int n, int max)
+{
+	size_t	 i;
+
+	for (i = tail_from(tail); i < nwords; i++) {
+		const struct spell_word	*sw = &words[by_tail[i]];
+		int			 b = (unsigned char)sw->w[0];
+
+		if (strcmp(sw->w + 1, tail) != 0)
+			break;
+		if (sw->len == len && (first >= 0 ? b == first : b != not))
+			n = consider(out, n, max, sw, 1);
+	}
+	return n;
+}
+
+int
+spell_count(const char *word)
+{
+	size_t	 i;
+
+	if (word[0] == '\0' || nwords == 0)
+		return 0;
+	for (i = tail_from(word + 1); i < nwords; i++) {
+		const struct spell_word	*sw = &words[by_tail[i]];
+
+		if (strcmp(sw->w + 1, word + 1) != 0)
+			break;
+		if (sw->w[0] == word[0])
+			return sw->tracks;
+	}
+	return 0;
+}
+
 WITH_POPCNT int
 spell_lookup(const char *word, int reach, struct spell_cand *out, int max)
 {
 	int			 len = (int)strlen(word), n = 0, l;
+	int			 c0 = (unsigned char)word[0];
 	uint64_t		 mask;
 	struct spell_pattern	 pat;
+	char			 swapped[SPELL_MAXLEN + 1];
 
-	if (len == 0 || len > SPELL_MAXLEN || max <= 0)
+	if (len == 0 || len > SPELL_MAXLEN || max <= 0 || nwords == 0)
 		return 0;
 	mask = letter_set(word, len);
 	pattern_init(&pat, word, len);
+	/* the words that begin as this one, within reach */
 	for (l = len - reach < 1 ? 1 : len - reach; l <= len + reach && l <= SPELL_MAXLEN; l++) {
 		size_t	 i;
 
-		for (i = by_len[l]; i < by_len[l + 1]; i++) {
-			const struct spell_word	*sw;
-			int			 d;
+		for (i = bucket[c0][l]; i < bucket[c0][l + 1]; i++) {
+			int	 d;
 
 			if (bits_set(mask & ~masks[i]) > reach ||
 			    bits_set(masks[i] & ~mask) > reach)
 				continue;
-			sw = &words[i];
-			if ((d = osa_bits(&pat, sw->w, sw->len)) > reach)
-				continue;
-			if (n < max) {
-				out[n].word = sw->w;
-				out[n].distance = d;
-				out[n].tracks = sw->tracks;
-				n++;
-			} else {
-				/* full: replace the worst if this one is better */
-				int	 worst = 0, k;
-
-				for (k = 1; k < n; k++)
-					if (cand_order(&out[k], &out[worst]) > 0)
-						worst = k;
-				if (d < out[worst].distance || (d == out[worst].distance &&
-				    sw->tracks > out[worst].tracks)) {
-					out[worst].word = sw->w;
-					out[worst].distance = d;
-					out[worst].tracks = sw->tracks;
-				}
-			}
+			if ((d = osa_bits(&pat, words[i].w, words[i].len)) <= reach)
+				n = consider(out, n, max, &words[i], d);
+		}
+	}
+	/* the others one edit away: that edit is their first letter */
+	if (reach >= 1) {
+		n = by_tail_add(word + 1, len, -1, c0, out, n, max);	/* changed */
+		if (len < SPELL_MAXLEN)
+			n = by_tail_add(word, len + 1, -1, c0, out, n, max);	/* added */
+		if (len >= 2 && (unsigned char)word[1] != c0)		/* dropped */
+			n = by_tail_add(word + 2, len - 1, (unsigned char)word[1], 0,
+			    out, n, max);
+		if (len >= 2 && (unsigned char)word[1] != c0) {		/* swapped */
+			memcpy(swapped, word, (size_t)len + 1);
+			swapped[0] = word[1];
+			swapped[1] = word[0];
+			n = by_tail_add(swapped + 1, len, (unsigned char)word[1], 0,
+			    out, n, max);
 		}
 	}
 	qsort(out, (size_t)n, sizeof(*out), cand_order);
@@ -346,4 +452,11 @@ spell_candidates(struct req *r, const char *word, int reach,
 {
 	spell_refresh(r);
 	return spell_lookup(word, reach, out, max);
+}
+
+int
+spell_known(struct req *r, const char *word)
+{
+	spell_refresh(r);
+	return spell_count(word);
 }

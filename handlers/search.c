@@ -117,8 +117,13 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 			ascii = 0;
 	w->ncand = 0;
 	w->known = 0;
-	n = ascii ? spell_candidates(r, w->typed, reach_of((int)strlen(w->typed)),
-	    all, 200) : 0;
+	/* a common word is taken as typed: no need to look further */
+	if (ascii && !force && (known_tracks = spell_known(r, w->typed)) >= COMMON_WORD)
+		n = 0;
+	else
+		n = ascii ? spell_candidates(r, w->typed,
+		    reach_of((int)strlen(w->typed)), all, 200) : 0;
+	w->known = known_tracks > 0;
 	for (i = 0; i < n; i++)
 		if (all[i].distance == 0) {
 			w->known = 1;

@@ -2763,6 +2763,71 @@ test_spell_lookup_finds_the_closest_then_the_most_used(void **state)
 	assert_int_equal(spell_lookup("zzzzzz", 2, c, 8), 0);
 }
 
+/*
+ * The lookup against every word measured one by one: the words one edit
+ * away, and those within reach that begin as the typed word does, each
+ * with its distance; nothing else.
+ */
+static void
+test_spell_lookup_matches_a_full_scan(void **state)
+{
+	enum { NW = 3000, NQ = 400 };
+	static char		 buf[NW][12];
+	const char		*words[NW];
+	int			 tracks[NW], nw = 0, q, i, k;
+	static struct spell_cand c[NW];
+	unsigned int		 seed = 12345;
+
+	(void)state;
+	/* a small alphabet, so that near words are many */
+	for (i = 0; i < NW; i++) {
+		int	 len = 1 + (int)(rand_r(&seed) % 9), dup = 0;
+
+		for (k = 0; k < len; k++)
+			buf[nw][k] = "abcdeo"[rand_r(&seed) % 6];
+		buf[nw][len] = '\0';
+		for (k = 0; k < nw && !dup; k++)
+			dup = strcmp(buf[k], buf[nw]) == 0;
+		if (dup)
+			continue;
+		words[nw] = buf[nw];
+		tracks[nw] = (int)(rand_r(&seed) % 500);
+		nw++;
+	}
+	assert_int_equal(spell_set_words(words, tracks, (size_t)nw), 0);
+	for (q = 0; q < NQ; q++) {
+		char	 typed[12];
+		int	 len = 1 + (int)(rand_r(&seed) % 9), reach = 1 + q % 3, n, want = 0;
+
+		for (k = 0; k < len; k++)
+			typed[k] = "abcdeo"[rand_r(&seed) % 6];
+		typed[len] = '\0';
+		n = spell_lookup(typed, reach, c, NW);
+		for (i = 0; i < nw; i++) {
+			int	 d = spell_distance(typed, len, words[i], (int)strlen(words[i]),
+			    reach);
+
+			if (d <= 1 || (d <= reach && words[i][0] == typed[0]))
+				want++;
+		}
+		assert_int_equal(n, want);
+		for (i = 0; i < n; i++) {
+			int	 d = spell_distance(typed, len, c[i].word, (int)strlen(c[i].word),
+			    reach);
+
+			assert_int_equal(c[i].distance, d);
+			assert_true(d <= 1 || c[i].word[0] == typed[0]);
+			if (i > 0)
+				assert_true(c[i - 1].distance < d || (c[i - 1].distance == d &&
+				    c[i - 1].tracks >= c[i].tracks));
+			for (k = 0; k < i; k++)
+				assert_ptr_not_equal(c[k].word, c[i].word);
+		}
+		assert_int_equal(spell_count(typed), n > 0 && c[0].distance == 0 ?
+		    c[0].tracks : 0);
+	}
+}
+
 static int
 auth_setup(void **state)
 {
@@ -3804,6 +3869,7 @@ main(void)
 		T(test_likes_find_tracks_finds_each_flat_track_object),
 		T(test_spell_distance_counts_a_swap_as_one_edit),
 		T(test_spell_distance_bits_matches_the_table),
+		cmocka_unit_test_teardown(test_spell_lookup_matches_a_full_scan, spell_teardown),
 		cmocka_unit_test_teardown(test_spell_lookup_finds_the_closest_then_the_most_used,
 		    spell_teardown),
 		cmocka_unit_test_teardown(test_pagecache_hit_needs_the_same_key_and_version,
