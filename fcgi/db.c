@@ -32,6 +32,13 @@ static struct {
 static size_t			 ndynamic;
 static uint64_t			 next_attempt_us;
 static int			 in_tx;
+/*
+ * plan_cache_mode is force_generic_plan on the connection: set by the
+ * first DB_PLAN_GENERIC statement, left so while the statements that
+ * follow do not mind (a worker answering searches switches once), put
+ * back before one that does and before a transaction.
+ */
+static int			 generic_on;
 static char			 last_sqlstate[6];
 static struct {
 	void	(*fn)(void *);
@@ -130,6 +137,7 @@ db_connect(void)
 	nprepared = 0;
 	dynamic_forget();
 	in_tx = 0;
+	generic_on = 0;
 	return 0;
 }
 
@@ -142,6 +150,7 @@ db_disconnect(void)
 	nprepared = 0;
 	dynamic_forget();
 	in_tx = 0;
+	generic_on = 0;
 	nafter_commit = 0;
 }
 
@@ -255,9 +264,31 @@ exec_once(const struct db_stmt *st, const char *const *args)
 	return PQexecPrepared(conn, st->name, st->nparams, args, NULL, NULL, 0);
 }
 
+static int	simple(const char *sql);
+
+/* The connection's plan_cache_mode as plan wants it. */
+static int
+plan_as(enum db_plan plan)
+{
+	if (in_tx || plan == DB_PLAN_ANY || (plan == DB_PLAN_GENERIC) == generic_on)
+		return 0;
+	if (simple(plan == DB_PLAN_GENERIC ? "SET plan_cache_mode = force_generic_plan" :
+	    "SET plan_cache_mode = auto") != 0)
+		return -1;
+	generic_on = plan == DB_PLAN_GENERIC;
+	return 0;
+}
+
 enum app_err
 db_exec(struct req *r, PGresult **out, const struct db_stmt *st,
     const char *const *args)
+{
+	return db_exec_plan(r, out, st, args, DB_PLAN_AUTO);
+}
+
+enum app_err
+db_exec_plan(struct req *r, PGresult **out, const struct db_stmt *st,
+    const char *const *args, enum db_plan plan)
 {
 	PGresult	*res;
 	ExecStatusType	 status;
@@ -268,12 +299,18 @@ db_exec(struct req *r, PGresult **out, const struct db_stmt *st,
 		snprintf(last_sqlstate, sizeof(last_sqlstate), "08006");
 		return E_UNAVAILABLE;
 	}
+	if (plan_as(plan) != 0) {
+		if (PQstatus(conn) == CONNECTION_BAD)
+			db_disconnect();
+		return db_sqlstate_err(last_sqlstate);
+	}
 	res = exec_once(st, args);
 	if (PQstatus(conn) == CONNECTION_BAD && !in_tx) {
 		/* The server restarted or the socket broke: one fresh try. */
 		PQclear(res);
 		if (db_connect() != 0)
 			return E_UNAVAILABLE;
+		(void)plan_as(plan);	/* a failure shows in what follows */
 		res = exec_once(st, args);
 	}
 	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -345,7 +382,7 @@ db_tx(struct req *r, const char *isolation, db_tx_fn fn, void *arg)
 	for (attempt = 0; attempt < TX_RETRIES; attempt++) {
 		if (db_ensure() != 0)
 			return E_UNAVAILABLE;
-		if (simple(begin) != 0) {
+		if (plan_as(DB_PLAN_AUTO) != 0 || simple(begin) != 0) {
 			/*
 			 * A connection whose server went away (a restart) looks
 			 * fine until it is used: nothing has run yet, so connect

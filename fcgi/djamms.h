@@ -216,6 +216,17 @@ int		 db_ok(void);		/* connected right now */
  */
 enum app_err	 db_exec(struct req *r, struct pg_result **res,
 		    const struct db_stmt *st, const char *const *args);
+/*
+ * How a statement wants to be planned. db_exec() is DB_PLAN_AUTO:
+ * Postgres' own choice between a plan for each set of arguments and one
+ * plan for all. DB_PLAN_GENERIC: one plan for all, for a statement whose
+ * plan does not depend on its arguments and costs much to make.
+ * DB_PLAN_ANY: either, for a statement that plans in no time.
+ */
+enum db_plan { DB_PLAN_AUTO, DB_PLAN_GENERIC, DB_PLAN_ANY };
+/* db_exec() planned as plan says (outside a transaction; AUTO inside). */
+enum app_err	 db_exec_plan(struct req *r, struct pg_result **res,
+		    const struct db_stmt *st, const char *const *args, enum db_plan plan);
 typedef enum app_err (*db_tx_fn)(struct req *, void *arg);
 /*
  * Run fn inside BEGIN ... COMMIT with the given isolation level ("READ

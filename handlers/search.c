@@ -302,7 +302,8 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
 	enum app_err	 err;
 	int		 i;
 
-	if ((err = db_exec(r, &res, &st, (const char *const[]){ q })) != E_OK)
+	if ((err = db_exec_plan(r, &res, &st, (const char *const[]){ q }, DB_PLAN_ANY)) !=
+	    E_OK)
 		return err;
 	*n = PQntuples(res) < MAX_WORDS ? PQntuples(res) : MAX_WORDS;
 	for (i = 0; i < *n; i++) {
@@ -320,29 +321,35 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
 /*
  * %1$s: the per-word tsqueries of the penalty (qs columns), %2$s the
  * filters, %3$s the penalty, %4$d the parameter of the ranking query.
- * Every tsquery is parsed once (qs), not per row. Cover density ranks
- * against the match with each word's RANK_CANDS closest candidates only:
- * its cost grows with the size of the query (it was three quarters of a
- * search's time with every candidate), and which candidate matched is the
- * penalty's business.
+ * Every tsquery is parsed once (qs), not per row. The hits carry the
+ * columns the scoring and the facets read, so that no track is looked up
+ * twice; only the page shown is joined back for its documents. Text
+ * relevance is
+ * ts_rank against the match with each word's RANK_CANDS closest
+ * candidates only: its cost grows with the size of the query, and which
+ * candidate matched is the penalty's business. Not ts_rank_cd: cover
+ * density zeroes 32 KB per query item for every row it scores (about 1 MB
+ * a row for a three-word query), which made it a tenth of a search's CPU;
+ * the phrase bonuses below already reward words next to each other.
  */
 static const char search_sql_head[] =
 	"WITH qs AS MATERIALIZED (SELECT to_tsquery('simple', $1) AS fq,"
 	"  to_tsquery('simple', $2) AS eq, to_tsquery('simple', $4) AS ph,"
 	"  to_tsquery('simple', $5) AS aph, to_tsquery('simple', $%4$d) AS rq %1$s),"
 	" hit AS MATERIALIZED ("
-	"  SELECT t.id FROM tracks t, to_tsquery('simple', $1) fq"
+	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album, t.popularity,"
+	"    t.search_vec FROM tracks t, to_tsquery('simple', $1) fq"
 	"  WHERE t.is_active AND t.search_vec @@ fq %2$s"
 	"  ORDER BY t.popularity DESC, t.id LIMIT " HIT_LIMIT "),"
 	" m AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
-	"    ts_rank_cd('{0.1,0.25,0.5,1.0}', t.search_vec, qs.rq, 32)"
+	"    ts_rank('{0.1,0.25,0.5,1.0}', t.search_vec, qs.rq, 32)"
 	"    + t.popularity / 100.0"
 	"    + CASE WHEN t.search_vec @@ qs.eq THEN 1.0 ELSE 0 END"
 	"    + CASE WHEN t.search_vec @@ qs.ph THEN 0.3 ELSE 0 END"
 	"    + CASE WHEN t.search_vec @@ qs.aph THEN 0.3 ELSE 0 END"
 	"    %3$s AS base"
-	"  FROM hit JOIN tracks t ON t.id = hit.id, qs),"
+	"  FROM hit t, qs),"
 	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT 200),"
 	" ranked AS (SELECT top.id, top.base"
 	"   + CASE WHEN f.user_id IS NOT NULL THEN 0.5 ELSE 0 END"
@@ -352,22 +359,12 @@ static const char search_sql_head[] =
 	"     WHERE h.user_id = $3::uuid AND h.track_id IN (SELECT id FROM top)"
 	"     GROUP BY h.track_id) p ON p.track_id = top.id)";
 
-static const struct db_stmt st_generic = {
-	"search_plan_generic",
-	"SELECT set_config('plan_cache_mode', 'force_generic_plan', false)",
-	0
-};
-static const struct db_stmt st_auto = {
-	"search_plan_auto",
-	"SELECT set_config('plan_cache_mode', 'auto', false)",
-	0
-};
-
 static const char search_sql_tail[] =
 	" (SELECT 'r', t.api_doc, r.score::text,"
 	"   array_to_string(tsvector_to_array(t.search_vec), ' ')"
-	"   FROM ranked r JOIN tracks t ON t.id = r.id"
-	"   ORDER BY r.score DESC, r.id LIMIT $%d::int OFFSET $%d::int)"
+	"   FROM (SELECT id, score FROM ranked ORDER BY score DESC, id"
+	"     LIMIT $%d::int OFFSET $%d::int) r JOIN tracks t ON t.id = r.id"
+	"   ORDER BY r.score DESC, r.id)"
 	" UNION ALL (SELECT 'g', genre, count(*)::text, NULL FROM m"
 	"   WHERE genre IS NOT NULL GROUP BY genre ORDER BY count(*) DESC, genre LIMIT 10)"
 	" UNION ALL (SELECT 'd', (year / 10 * 10)::text || 's', count(*)::text, NULL"
@@ -550,8 +547,9 @@ remember(struct req *r, const char *q, struct json_object *filters, long count)
 	char		 n[24];
 
 	snprintf(n, sizeof(n), "%ld", count);
-	if (db_exec(r, &res, &st, (const char *const[]){ r->user_id, q,
-	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n }) == E_OK)
+	if (db_exec_plan(r, &res, &st, (const char *const[]){ r->user_id, q,
+	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n },
+	    DB_PLAN_ANY) == E_OK)
 		search_history_changed(r);
 }
 
@@ -629,7 +627,7 @@ music_search(struct req *r)
 	const char		*args[64];
 	int			 nargs, n = 0, tries, i, nres;
 	long			 limit = 20, offset = 0, total = 0;
-	PGresult		*res = NULL, *h;
+	PGresult		*res = NULL;
 	enum app_err		 err;
 	struct db_stmt		 st = { NULL, sql, 0 };
 
@@ -713,13 +711,6 @@ music_search(struct req *r)
 	snprintf(soff, sizeof(soff), "%ld", offset);
 	snprintf(sgroups, sizeof(sgroups), "%ld", strcmp(type, "all") == 0 ? 5 : limit);
 	/*
-	 * The statement's plan does not depend on the words (a GIN scan of
-	 * search_vec, whatever they are): planning it for each search cost a
-	 * third of the database's time. Other statements keep their mode.
-	 */
-	if ((err = db_exec(r, &res, &st_generic, NULL)) != E_OK)
-		return err;
-	/*
 	 * Every word; then every word with common words corrected too (the
 	 * Weekend for the Weeknd); then all but one (an extra word); then any.
 	 */
@@ -768,17 +759,18 @@ music_search(struct req *r)
 		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), search_sql_tail,
 		    nargs - 2, nargs - 1, nargs, nargs);
 		st.nparams = nargs;
-		if ((err = db_exec(r, &res, &st, args)) != E_OK) {
-			db_exec(r, &h, &st_auto, NULL);
+		/*
+		 * The statement's plan does not depend on the words (a GIN scan
+		 * of search_vec, whatever they are): planning it for each search
+		 * cost a third of the database's time.
+		 */
+		if ((err = db_exec_plan(r, &res, &st, args, DB_PLAN_GENERIC)) != E_OK)
 			return err;
-		}
 		nres = PQntuples(res);
 		total = nres > 0 ? atol(PQgetvalue(res, nres - 1, 2)) : 0;
 		if (total > 0)
 			break;
 	}
-	if ((err = db_exec(r, &h, &st_auto, NULL)) != E_OK)
-		return err;
 
 	/* the body: tracks (documents from the database), then the rest */
 	o = json_object_new_object();
