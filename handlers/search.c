@@ -324,10 +324,9 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
  * Every tsquery is parsed once (qs), not per row. The hits carry the
  * columns the scoring and the facets read, so that no track is looked up
  * twice; only the page shown is joined back for its documents. Text
- * relevance is
- * ts_rank against the match with each word's RANK_CANDS closest
- * candidates only: its cost grows with the size of the query, and which
- * candidate matched is the penalty's business. Not ts_rank_cd: cover
+ * relevance is ts_rank against the match with each word's RANK_CANDS
+ * closest candidates only: its cost grows with the size of the query, and
+ * which candidate matched is the penalty's business. Not ts_rank_cd: cover
  * density zeroes 32 KB per query item for every row it scores (about 1 MB
  * a row for a three-word query), which made it a tenth of a search's CPU;
  * the phrase bonuses below already reward words next to each other.
