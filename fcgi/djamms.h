@@ -732,6 +732,12 @@ int		 spell_count(const char *word);
 int		 spell_candidates(struct req *r, const char *word, int reach,
 		    struct spell_cand *out, int max);
 int		 spell_known(struct req *r, const char *word);
+/*
+ * Load the dictionary now (a worker starting, before its first request):
+ * a search then never waits for it, though a worker recycled after its
+ * DJAMMS_MAX_REQUESTS starts anew while the others answer.
+ */
+void		 spell_preload(void);
 void		 spell_free(void);
 
 /* ---- listcache.c ---------------------------------------------------- */

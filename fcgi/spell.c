@@ -272,7 +272,7 @@ spell_set_words(const char *const *w, const int *tracks, size_t n)
 	return 0;
 }
 
-/* Load (or reload) the dictionary when the library moved on. */
+/* Load (or reload) the dictionary when the library moved on (r NULL: no request). */
 static void
 spell_refresh(struct req *r)
 {
@@ -303,8 +303,17 @@ spell_refresh(struct req *r)
 	spell_set_words(w, t, (size_t)n);
 	free(w);
 	free(t);
+	if (r == NULL)
+		PQclear(res);
 	loaded_version = v;
 	loaded_at = now;
+}
+
+void
+spell_preload(void)
+{
+	if (db_ok())
+		spell_refresh(NULL);
 }
 
 static int

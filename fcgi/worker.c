@@ -101,6 +101,7 @@ worker_run(int slot, int listen_fd)
 	rds_connect();
 	/* Finish what a worker that died mid-upload left behind. */
 	library_recover();
+	spell_preload();
 
 	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_error("epoll_create1 failed", "\"errno\":%d", errno);
