@@ -70,10 +70,13 @@ static const char *const shorthand[][2] = {
 
 /*
  * The candidates of one word: itself, then (unless the library has it
- * often: a common word is not a typo) at most 30 words one edit away, 25
+ * often: a common word is not a typo) at most 30 words one edit away, 12
  * two edits away and 5 three away, most used first in each; and its
  * long form if it is a shorthand. The last word is also a prefix unless
- * it is a word of its own (as you type).
+ * it is a word of its own (as you type). A short word has hundreds of
+ * words two edits away; past the dozen most used they are words of a
+ * track or two ("bwoy" for "bony"), and each one more makes every
+ * scored row dearer.
  */
 static int
 same_edges(const char *a, const char *b)
@@ -106,7 +109,7 @@ edges_first(const char *typed, struct spell_cand *c, int n)
 static void
 word_candidates_ex(struct req *r, struct word *w, int last, int force)
 {
-	static const int	 quota[4] = { 1, 30, 25, 5 };
+	static const int	 quota[4] = { 1, 30, 12, 5 };
 	struct spell_cand	 all[200];
 	int			 n, i, per[4] = { 0, 0, 0, 0 }, known_tracks = 0;
 	int			 ascii = 1;
