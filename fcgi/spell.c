@@ -2,10 +2,11 @@
  * fcgi/spell.c: the library's words in each worker's memory, to correct
  * what users type.
  *
- * The words come from search_words (sql/010, kept by triggers), loaded on
- * first use and again once the library changed (the shared library
- * version, revoke.c), at most every SPELL_RELOAD_S seconds: a word added a
- * moment ago is found as typed at once, and corrected a little later.
+ * The words come from search_words (sql/012, kept by triggers), loaded
+ * when the worker starts (or at first use, if the database was away then)
+ * and again once the library changed (the shared library version,
+ * revoke.c), at most every SPELL_RELOAD_S seconds: a word added a moment
+ * ago is found as typed at once, and corrected a little later.
  *
  * A lookup looks closely only at words that begin as the typed word
  * does: those of a near length, most skipped with a letter-set test
