@@ -554,6 +554,8 @@ music_track_upload(struct req *r)
 		const char	*args = pool_printf(r->pool, "{\"track_id\":\"%s\"}", out.id);
 
 		jobs_enqueue("analysis", args, 3, NULL);
+		/* as GET .../hls marks its own: that one is queued already */
+		rds_command(r, "SET hls:queued:%s 1 EX 600", out.id);
 		jobs_enqueue("hls", args, 3, NULL);
 	}
 	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id, r->user_id })) != E_OK)
