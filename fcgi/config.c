@@ -201,7 +201,7 @@ config_load(enum config_need need)
 	}
 	cfg.socket_group = env_str("DJAMMS_SOCKET_GROUP", NULL, 0);
 	cfg.workers = (int)env_long("DJAMMS_WORKERS", 2 * ncpu, 1, 512);
-	cfg.max_requests = env_long("DJAMMS_MAX_REQUESTS", 10000, 0, LONG_MAX);
+	cfg.max_requests = env_long("DJAMMS_MAX_REQUESTS", 100000, 0, LONG_MAX);
 	cfg.request_timeout_ms = env_long("DJAMMS_REQUEST_TIMEOUT_MS", 30000,
 	    100, 86400000);
 	cfg.drain_timeout_ms = env_long("DJAMMS_DRAIN_TIMEOUT_MS", 10000, 0,

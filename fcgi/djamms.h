@@ -138,6 +138,7 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 /* One JSON object per line on stderr: {"time","level","pid","msg",...}. */
 void		 log_msg(enum log_level, const char *msg, const char *fmt_kv, ...)
 		    __attribute__((format(printf, 3, 4)));
+#define log_debug(msg, ...)	log_msg(LOG_DEBUG, msg, __VA_ARGS__)
 #define log_info(msg, ...)	log_msg(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)	log_msg(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...)	log_msg(LOG_ERROR, msg, __VA_ARGS__)

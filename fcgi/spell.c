@@ -286,6 +286,7 @@ spell_refresh(struct req *r)
 	uint64_t	 v = 0;
 	int		 live = revoke_library_version(&v) == 0;
 	time_t		 now = time(NULL);
+	uint64_t	 t0 = now_us();
 	const char	**w;
 	int		*t, i, n;
 
@@ -308,6 +309,8 @@ spell_refresh(struct req *r)
 		PQclear(res);
 	loaded_version = v;
 	loaded_at = now;
+	log_debug("spelling dictionary loaded", "\"words\":%d,\"ms\":%.1f", n,
+	    (double)(now_us() - t0) / 1000.0);
 }
 
 void
