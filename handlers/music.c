@@ -470,6 +470,21 @@ music_track_delete(struct req *r)
 /* ---- upload ------------------------------------------------------------- */
 
 /*
+ * Queue the HLS job of track id, unless one was queued for it in the last
+ * 10 minutes (the upload's, or an earlier GET .../hls while pending): two
+ * would render the same renditions twice, the second after the first.
+ */
+static void
+hls_queue(struct req *r, const char *id)
+{
+	struct redisReply	*q = rds_command(r, "SET hls:queued:%s 1 NX EX 600", id);
+
+	if (q != NULL && q->type == REDIS_REPLY_STATUS)
+		jobs_enqueue("hls", pool_printf(r->pool, "{\"track_id\":\"%s\"}", id), 3,
+		    NULL);
+}
+
+/*
  * POST /api/music/tracks: the body is the audio file itself. nginx has
  * written it to disk (REQUEST_BODY_FILE); metadata the client wants to
  * set rides in the query string (title, artist, album, genre, year,
@@ -550,14 +565,9 @@ music_track_upload(struct req *r)
 		return err;
 	library_changed(r);
 	/* tempo, loudness and HLS in the background (the sweeps catch up if Redis is away) */
-	{
-		const char	*args = pool_printf(r->pool, "{\"track_id\":\"%s\"}", out.id);
-
-		jobs_enqueue("analysis", args, 3, NULL);
-		/* as GET .../hls marks its own: that one is queued already */
-		rds_command(r, "SET hls:queued:%s 1 EX 600", out.id);
-		jobs_enqueue("hls", args, 3, NULL);
-	}
+	jobs_enqueue("analysis", pool_printf(r->pool, "{\"track_id\":\"%s\"}", out.id), 3,
+	    NULL);
+	hls_queue(r, out.id);
 	if ((err = db_exec(r, &res, &st_track, (const char *const[]){ out.id, r->user_id })) != E_OK)
 		return err;
 	resp_header(r, "Location", pool_printf(r->pool, "/api/music/tracks/%s", out.id));
@@ -698,11 +708,7 @@ music_track_hls(struct req *r)
 	}
 	o = json_object_new_object();
 	if (strcmp(PQgetvalue(h, 0, 0), "t") != 0) {
-		struct redisReply	*q = rds_command(r, "SET hls:queued:%s 1 NX EX 600", id);
-
-		if (q != NULL && q->type == REDIS_REPLY_STATUS)
-			jobs_enqueue("hls", pool_printf(r->pool, "{\"track_id\":\"%s\"}", id),
-			    3, NULL);
+		hls_queue(r, id);
 		json_object_object_add(o, "status", json_object_new_string("pending"));
 		json_object_object_add(o, "retry_after", json_object_new_int(10));
 		resp_header(r, "Retry-After", "10");
