@@ -51,8 +51,7 @@ static size_t			 nwords;
 static char			*arena;
 static size_t			 bucket[256][SPELL_MAXLEN + 2];
 static uint64_t			 loaded_version;
-static uint64_t			 loaded_at_us;	/* now_us() */
-static uint64_t			 reload_after_us;	/* since then */
+static uint64_t			 next_load_us;	/* now_us() from which a change reloads */
 static int			 loaded;
 
 /*
@@ -294,7 +293,7 @@ spell_refresh(struct req *r)
 	const char	**w;
 	int		*t, i, n;
 
-	if (loaded && (!live || v == loaded_version || t0 - loaded_at_us < reload_after_us))
+	if (loaded && (!live || v == loaded_version || t0 < next_load_us))
 		return;
 	if (db_exec(r, &res, &st, NULL) != E_OK)
 		return;		/* keep what we have */
@@ -312,11 +311,9 @@ spell_refresh(struct req *r)
 	if (r == NULL)
 		PQclear(res);
 	loaded_version = v;
-	loaded_at_us = now_us();
-	took = loaded_at_us - t0;
-	reload_after_us = 20 * took;
-	if (reload_after_us < SPELL_RELOAD_MIN_US)
-		reload_after_us = SPELL_RELOAD_MIN_US;
+	took = now_us() - t0;
+	next_load_us = t0 + took + (20 * took > SPELL_RELOAD_MIN_US ? 20 * took :
+	    SPELL_RELOAD_MIN_US);
 	log_debug("spelling dictionary loaded", "\"words\":%d,\"ms\":%.1f", n,
 	    (double)took / 1000.0);
 }
