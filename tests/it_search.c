@@ -108,6 +108,35 @@ test_search_forgives_typos_accents_and_word_order(void)
 	}
 }
 
+/*
+ * Two edits in a short word: "bony" finds "bunny" (one letter wrong, one
+ * left out) but not "baby" (two letters wrong: a word people can spell).
+ * The new words reach the spelling dictionary when it next reloads.
+ */
+static void
+test_search_short_words_forgive_two_slips_not_two_wrong_letters(void)
+{
+	char		 bunny[37], baby[37], args[256];
+	struct http_res	 res;
+	int		 i, seen = 0;
+
+	expect(fixtures() == 0);
+	expect(track("Bunny Hop", "Warren Lapin", 50, bunny) == 0);
+	expect(track("Baby Steps", "Warren Lapin", 90, baby) == 0);
+	snprintf(args, sizeof(args), "q=bony&genre=srch%ld&type=track", run_id);
+	for (i = 0; i < 80 && !seen; i++) {
+		res = search(&u, args);
+		seen = has_title(&res, "Bunny Hop", 3);
+		if (seen && has_title(&res, "Baby Steps", 20))
+			t_fail(__FILE__, __LINE__, "\"bony\" found \"Baby Steps\": %.300s",
+			    res.body);
+		http_free(&res);
+		if (!seen)
+			sleep_ms(100);
+	}
+	expect(seen);
+}
+
 static void
 test_search_says_what_it_corrected_and_counts_facets(void)
 {
@@ -412,6 +441,7 @@ const struct it_test search_tests[] = {
 #define T(f) { #f, f }
 	T(test_search_forgives_typos_accents_and_word_order),
 	T(test_search_says_what_it_corrected_and_counts_facets),
+	T(test_search_short_words_forgive_two_slips_not_two_wrong_letters),
 	T(test_search_sees_writes_at_once),
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_history_click_suggest_and_popular),
