@@ -376,7 +376,8 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
  * the phrase bonuses below already reward words next to each other.
  */
 static const char search_sql_head[] =
-	"WITH qs AS MATERIALIZED (SELECT to_tsquery('simple', $2) AS eq, to_tsquery('simple', $4) AS ph,"
+	"WITH qs AS MATERIALIZED (SELECT to_tsquery('simple', $2) AS eq,"
+	"  to_tsquery('simple', $4) AS ph,"
 	"  to_tsquery('simple', $5) AS aph, to_tsquery('simple', $%4$d) AS rq %1$s),"
 	" hit AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album, t.popularity,"
