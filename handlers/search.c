@@ -108,7 +108,8 @@ edges_first(const char *typed, struct spell_cand *c, int n)
 
 /*
  * How many letters of a are kept in b, in order (their longest common
- * subsequence). Words of at most 32 bytes (split_query() makes them so).
+ * subsequence). Spelling candidates are ASCII words of at most 32 letters;
+ * anything longer counts as keeping nothing.
  */
 static int
 kept_in_order(const char *a, const char *b)
@@ -142,7 +143,7 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 	const int		*quota = quota_of[force != 0];
 	struct spell_cand	 all[200];
 	int			 n, i, per[4] = { 0, 0, 0, 0 }, known_tracks = 0;
-	int			 ascii = 1;
+	int			 ascii = 1, len = (int)strlen(w->typed);
 	const char		*p;
 
 	for (p = w->typed; *p != '\0'; p++)
@@ -155,7 +156,7 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 		n = 0;
 	else
 		n = ascii ? spell_candidates(r, w->typed,
-		    reach_of((int)strlen(w->typed)), all, 200) : 0;
+		    reach_of(len), all, 200) : 0;
 	w->known = known_tracks > 0;
 	for (i = 0; i < n; i++)
 		if (all[i].distance == 0) {
@@ -199,8 +200,8 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 		 * "by" is two letters shorter. Such far spellings were a tenth
 		 * of the hits of "bad bony" at a million tracks.
 		 */
-		if (all[i].distance == 2 && strlen(w->typed) <= 5 &&
-		    kept_in_order(w->typed, all[i].word) < (int)strlen(w->typed) - 1)
+		if (all[i].distance == 2 && len <= 5 &&
+		    kept_in_order(w->typed, all[i].word) < len - 1)
 			continue;
 		per[all[i].distance]++;
 		w->cand[w->ncand++] = all[i];
@@ -463,7 +464,8 @@ build_exact(char *q, size_t cap, const struct word *w, int n)
  * The penalty of the corrections a track needed: for each word, nothing
  * when the track has it as typed, more the further the nearest spelling
  * it has. The tsqueries are parameters from $first on (three a word).
- * required: every hit has every word (the match leaves none out).
+ * required: every hit has every word (the match leaves none out; always
+ * so for a query of one word, which is never retried without it).
  * OUT: sql, args (pool), *nargs moved on.
  */
 static void
@@ -479,7 +481,7 @@ build_penalty(struct req *r, char *sql, size_t cap, char *cols, size_t ccap,
 		 * A word with no other spelling that every hit must have
 		 * (required) costs nothing anywhere: three tests a row saved.
 		 */
-		if (w[i].ncand == 1 && (n == 1 || required))
+		if (w[i].ncand == 1 && required)
 			continue;
 		for (d = 0; d <= 2; d++) {
 			char	*g = pool_alloc(r->pool, 2048);

@@ -55,6 +55,30 @@ has_title(const struct http_res *res, const char *title, int n)
 	return 0;
 }
 
+/*
+ * Search as s until a track with this title is among the first n results,
+ * at most tries times, 100 ms apart (a write behind the API's back reaches
+ * the workers a moment after it commits). OUT: *last, the last answer
+ * (the caller frees it). Whether the title was found.
+ */
+static int
+search_until_title(const struct it_session *s, const char *args, const char *title,
+    int n, int tries, struct http_res *last)
+{
+	int	 i;
+
+	for (i = 0; i < tries; i++) {
+		if (i > 0) {
+			http_free(last);
+			sleep_ms(100);
+		}
+		*last = search(s, args);
+		if (has_title(last, title, n))
+			return 1;
+	}
+	return 0;
+}
+
 static struct it_session	 u;
 static char			 eagles[37], beyonce[37], other[37];
 
@@ -118,22 +142,17 @@ test_search_short_words_forgive_two_slips_not_two_wrong_letters(void)
 {
 	char		 bunny[37], baby[37], args[256];
 	struct http_res	 res;
-	int		 i, seen = 0;
+	int		 seen;
 
 	expect(fixtures() == 0);
 	expect(track("Bunny Hop", "Warren Lapin", 50, bunny) == 0);
 	expect(track("Baby Steps", "Warren Lapin", 90, baby) == 0);
 	snprintf(args, sizeof(args), "q=bony&genre=srch%ld&type=track", run_id);
-	for (i = 0; i < 80 && !seen; i++) {
-		res = search(&u, args);
-		seen = has_title(&res, "Bunny Hop", 3);
-		if (seen && has_title(&res, "Baby Steps", 20))
-			t_fail(__FILE__, __LINE__, "\"bony\" found \"Baby Steps\": %.300s",
-			    res.body);
-		http_free(&res);
-		if (!seen)
-			sleep_ms(100);
-	}
+	seen = search_until_title(&u, args, "Bunny Hop", 3, 80, &res);
+	if (seen && has_title(&res, "Baby Steps", 20))
+		t_fail(__FILE__, __LINE__, "\"bony\" found \"Baby Steps\": %.300s",
+		    res.body);
+	http_free(&res);
 	expect(seen);
 }
 
@@ -180,13 +199,8 @@ test_search_sees_writes_at_once(void)
 	http_free(&res);
 	/* inserted by hand: announced, so found within a second */
 	expect(track("Zanzibarian Nights", "Nobody Yet", 10, id) == 0);
-	for (i = 0; i < 20 && !seen; i++) {
-		res = search(&u, args);
-		seen = has_title(&res, "Zanzibarian Nights", 1);
-		http_free(&res);
-		if (!seen)
-			sleep_ms(100);
-	}
+	seen = search_until_title(&u, args, "Zanzibarian Nights", 1, 20, &res);
+	http_free(&res);
 	expect(seen);
 	/* renamed through the API: the next search, whoever answers it */
 	snprintf(path, sizeof(path), "/api/music/tracks/%s", id);
