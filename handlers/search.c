@@ -138,12 +138,20 @@ word_candidates_ex(struct req *r, struct word *w, int last, int force)
 	 * spellings do ("weeknd" for "weekend", "chappell" for "chapel"),
 	 * and the dozens of a common word's neighbours ("god", "gold",
 	 * "food" for "good") only made that try scan half the index.
+	 * A short word has dozens of words one letter away ("bony": "boy",
+	 * "bond", "sony", "jony", "bons", ... 22 of them at a million
+	 * tracks); its 12 closest (same ends first, then the most used)
+	 * are kept. Every spelling is one more entry in the index scan and
+	 * in each phrase and penalty test of every hit: the other ten were
+	 * a tenth of the time of "bad bony", and changed no result of the
+	 * bench's queries.
 	 */
-	static const int	 quota_of[2][4] = { { 1, 30, 12, 5 }, { 1, 6, 3, 1 } };
-	const int		*quota = quota_of[force != 0];
-	struct spell_cand	 all[200];
+	static const int	 quota_of[3][4] = { { 1, 30, 12, 5 }, { 1, 6, 3, 1 },
+	    { 1, 12, 12, 5 } };
 	int			 n, i, per[4] = { 0, 0, 0, 0 }, known_tracks = 0;
 	int			 ascii = 1, len = (int)strlen(w->typed);
+	const int		*quota = quota_of[force ? 1 : len <= 5 ? 2 : 0];
+	struct spell_cand	 all[200];
 	const char		*p;
 
 	for (p = w->typed; *p != '\0'; p++)
@@ -251,18 +259,19 @@ add_lexeme(char *q, size_t cap, const char *word, int prefix)
 }
 
 /*
- * (w1 | w2 | ...) of word i, up to edits max, in the fields of weight;
- * at most ncap of them (the candidates come closest and most used first).
+ * (w1 | w2 | ...) of word i, min to max edits away, in the fields of
+ * weight; at most ncap of them (the candidates come closest and most used
+ * first). "()" when there are none: callers ask only for what exists.
  */
 static void
-add_group_n(char *q, size_t cap, const struct word *w, int last, int max,
+add_group_n(char *q, size_t cap, const struct word *w, int last, int min, int max,
     const char *weight, int ncap)
 {
 	int	 i, first = 1, k = 0;
 
 	strncat(q, "(", cap - strlen(q) - 1);
 	for (i = 0; i < w->ncand && k < ncap; i++) {
-		if (w->cand[i].distance > max)
+		if (w->cand[i].distance < min || w->cand[i].distance > max)
 			continue;
 		k++;
 		if (!first)
@@ -277,13 +286,7 @@ static void
 add_group_w(char *q, size_t cap, const struct word *w, int last, int max,
     const char *weight)
 {
-	add_group_n(q, cap, w, last, max, weight, MAX_CANDS);
-}
-
-static void
-add_group(char *q, size_t cap, const struct word *w, int last, int max)
-{
-	add_group_w(q, cap, w, last, max, NULL);
+	add_group_n(q, cap, w, last, 0, max, weight, MAX_CANDS);
 }
 
 /*
@@ -315,7 +318,7 @@ build_match_n(char *q, size_t cap, const struct word *w, int n, int skip, int nc
 			continue;
 		if (!first)
 			strncat(q, skip == -2 ? " | " : " & ", cap - strlen(q) - 1);
-		add_group_n(q, cap, &w[i], i == n - 1, 3, NULL, ncap);
+		add_group_n(q, cap, &w[i], i == n - 1, 0, 3, NULL, ncap);
 		first = 0;
 	}
 }
@@ -381,6 +384,9 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
  * density zeroes 32 KB per query item for every row it scores (about 1 MB
  * a row for a three-word query), which made it a tenth of a search's CPU;
  * the phrase bonuses below already reward words next to each other.
+ * The score is double precision throughout: numeric constants made every
+ * row's sum numeric arithmetic, a sixth of the scoring (the values are the
+ * same: p / 100 rounds to the same double either way).
  */
 static const char search_sql_head[] =
 	"WITH qs AS MATERIALIZED (SELECT $2::tsquery AS eq,"
@@ -394,10 +400,10 @@ static const char search_sql_head[] =
 	" m AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
 	"    ts_rank('{0.1,0.25,0.5,1.0}', t.search_vec, qs.rq, 32)"
-	"    + t.popularity / 100.0"
-	"    + CASE WHEN t.search_vec @@ qs.eq THEN 1.0 ELSE 0 END"
-	"    + CASE WHEN t.search_vec @@ qs.ph THEN 0.3"
-	"      + CASE WHEN t.search_vec @@ qs.aph THEN 0.3 ELSE 0 END ELSE 0 END"
+	"    + t.popularity / 100::float8"
+	"    + CASE WHEN t.search_vec @@ qs.eq THEN 1::float8 ELSE 0 END"
+	"    + CASE WHEN t.search_vec @@ qs.ph THEN 0.3::float8"
+	"      + CASE WHEN t.search_vec @@ qs.aph THEN 0.3::float8 ELSE 0 END ELSE 0 END"
 	"    %3$s AS base"
 	"  FROM hit t, qs),"
 	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT 200),"
@@ -463,40 +469,61 @@ build_exact(char *q, size_t cap, const struct word *w, int n)
 /*
  * The penalty of the corrections a track needed: for each word, nothing
  * when the track has it as typed, more the further the nearest spelling
- * it has. The tsqueries are parameters from $first on (three a word).
- * required: every hit has every word (the match leaves none out; always
- * so for a query of one word, which is never retried without it).
+ * it has. One tsquery parameter per distance the word's spellings have,
+ * from $first on, each with the spellings of that distance alone (the
+ * arms are tried nearest first, so a track with a nearer one never gets
+ * that far). required: every hit has some spelling of every word (the
+ * match leaves none out; always so for a query of one word, which is
+ * never retried without it); then the furthest distance needs no test:
+ * a track that reached it has one of those.
  * OUT: sql, args (pool), *nargs moved on.
  */
 static void
 build_penalty(struct req *r, char *sql, size_t cap, char *cols, size_t ccap,
     const struct word *w, int n, int required, const char **args, int *nargs)
 {
-	int	 i, d;
+	static const char *const cost[] = { "0", "0.2", "0.35", "0.8" };
+	int			 i, d, k, far;
 
 	sql[0] = '\0';
 	cols[0] = '\0';
 	for (i = 0; i < n; i++) {
+		int	 has[4] = { 1, 0, 0, 0 };
+
+		for (k = 1; k < w[i].ncand; k++)
+			if (w[i].cand[k].distance <= 3)
+				has[w[i].cand[k].distance] = 1;
+		for (far = 3; !has[far]; far--)
+			;
 		/*
 		 * A word with no other spelling that every hit must have
-		 * (required) costs nothing anywhere: three tests a row saved.
+		 * (required) costs nothing anywhere.
 		 */
-		if (w[i].ncand == 1 && required)
+		if (far == 0 && required)
 			continue;
-		for (d = 0; d <= 2; d++) {
-			char	*g = pool_alloc(r->pool, 2048);
+		snprintf(sql + strlen(sql), cap - strlen(sql), " - CASE");
+		for (d = 0; d <= far; d++) {
+			char	*g;
 
+			if (!has[d])
+				continue;
+			if (d == far && required) {
+				snprintf(sql + strlen(sql), cap - strlen(sql),
+				    " ELSE %s END", cost[d]);
+				break;
+			}
+			g = pool_alloc(r->pool, 2048);
 			g[0] = '\0';
-			add_group(g, 2048, &w[i], i == n - 1, d);
+			add_group_n(g, 2048, &w[i], i == n - 1, d, d, NULL, MAX_CANDS);
 			args[(*nargs)++] = g;
 			snprintf(cols + strlen(cols), ccap - strlen(cols),
 			    ", $%d::tsquery AS p%d", *nargs, *nargs);
+			snprintf(sql + strlen(sql), cap - strlen(sql),
+			    " WHEN t.search_vec @@ qs.p%d THEN %s::float8", *nargs, cost[d]);
+			if (d == far)
+				snprintf(sql + strlen(sql), cap - strlen(sql),
+				    " ELSE %s END", cost[3]);
 		}
-		snprintf(sql + strlen(sql), cap - strlen(sql),
-		    " - CASE WHEN t.search_vec @@ qs.p%d THEN 0"
-		    " WHEN t.search_vec @@ qs.p%d THEN 0.2"
-		    " WHEN t.search_vec @@ qs.p%d THEN 0.35 ELSE 0.8 END",
-		    *nargs - 2, *nargs - 1, *nargs);
 	}
 }
 
