@@ -122,6 +122,12 @@ void		 t_fail(const char *file, int line, const char *fmt, ...)
 	t_fail(__FILE__, __LINE__, "expected status %d, got %ld: %.300s", \
 	    (want), (res)->status, (res)->body ? (res)->body : ""); \
 	return; } } while (0)
+/* A string result (never NULL) is want. */
+#define expect_str(got, want) do { const char *g_ = (got); \
+	if (strcmp(g_, (want)) != 0) { \
+		t_fail(__FILE__, __LINE__, "expected \"%s\", got \"%s\"", (want), g_); \
+		return; } } while (0)
+
 #define expect_json_str(res, path, want) do { \
 	const char *got_ = json_str((res), (path)); \
 	if (got_ == NULL || strcmp(got_, (want)) != 0) { \

@@ -296,6 +296,59 @@ test_search_history_click_suggest_and_popular(void)
 	http_free(&res);
 }
 
+/* The history rows of s for query q: "<count>:<max result_count>:<genre>". */
+static const char *
+recorded(const struct it_session *s, const char *q)
+{
+	return it_psql("SELECT count(*) || ':' || coalesce(max(result_count), -1) || ':'"
+	    " || coalesce(max(filters->>'genre'), '-') FROM search_history"
+	    " WHERE user_id = '%s' AND query = '%s'", s->id, q);
+}
+
+/*
+ * Every search is one history row with its count and filters, whichever
+ * of the tries (every word, common words corrected, an extra word, any
+ * word) answered it, and when none found anything.
+ */
+static void
+test_search_records_each_search_once(void)
+{
+	struct it_session	 v;
+	struct http_res		 res;
+	char			 args[160], want[64];
+
+	expect(fixtures() == 0 && it_new_user("srchrec", &v) == 0);
+	res = search(&v, "q=hotel%20califronia");
+	expect_status(&res, 200);
+	http_free(&res);
+	expect_str(recorded(&v, "hotel califronia"), "1:1:-");
+	/* an extra word: found by the try that leaves one out */
+	res = search(&v, "q=hotel%20california%20zzqxv");
+	expect(res.body != NULL && has_title(&res, "Hotel California", 1));
+	http_free(&res);
+	expect_str(recorded(&v, "hotel california zzqxv"), "1:1:-");
+	/* nothing found: the last try records it, with its filter */
+	snprintf(args, sizeof(args), "q=hotel%%20california&genre=none%ld", run_id);
+	res = search(&v, args);
+	expect_status(&res, 200);
+	http_free(&res);
+	snprintf(want, sizeof(want), "1:0:none%ld", run_id);
+	expect_str(recorded(&v, "hotel california"), want);
+	snprintf(args, sizeof(args), "q=hotel&genre=none%ld", run_id);
+	res = search(&v, args);
+	http_free(&res);
+	expect_str(recorded(&v, "hotel"), want);
+	res = search(&v, "q=zzqxv%20wwvvq%20kkjjh");
+	expect_status(&res, 200);
+	expect(json_int(&res, "total", -1) == 0);
+	http_free(&res);
+	expect_str(recorded(&v, "zzqxv wwvvq kkjjh"), "1:0:-");
+	/* the same search again (from the cache now) is one more row */
+	res = search(&v, "q=hotel%20califronia");
+	http_free(&res);
+	expect_str(recorded(&v, "hotel califronia"), "2:1:-");
+}
+
 /*
  * Suggestions are cached (the library's per prefix, the caller's recent
  * searches per user) but never outlive a change: a new track, a new
@@ -459,6 +512,7 @@ const struct it_test search_tests[] = {
 	T(test_search_sees_writes_at_once),
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_history_click_suggest_and_popular),
+	T(test_search_records_each_search_once),
 	T(test_suggest_cache_follows_writes),
 	T(test_search_bad_input_is_400),
 	T(test_search_relevance_set),

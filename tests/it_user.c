@@ -156,11 +156,6 @@ list_of(const char *token, const char *key, const char *path, const char *fmt, .
 	return out;
 }
 
-#define expect_str(got, want) do { const char *g_ = (got); \
-	if (strcmp(g_, (want)) != 0) { \
-		t_fail(__FILE__, __LINE__, "expected \"%s\", got \"%s\"", (want), g_); \
-		return; } } while (0)
-
 /* ---- accounts, tracks, playlists ---------------------------------------- */
 
 static unsigned	 seq;
