@@ -704,6 +704,8 @@ void		 pagecache_free(void);
 
 /* ---- spell.c: correcting what users type ---------------------------- */
 
+#define SPELL_MAXLEN	32		/* longer words are taken as typed */
+
 struct spell_cand {
 	const char	*word;		/* the library's word (worker memory) */
 	int		 distance;	/* edits from what was typed */
@@ -726,6 +728,14 @@ int		 spell_set_words(const char *const *words, const int *tracks, size_t n);
  * Returns how many.
  */
 int		 spell_lookup(const char *word, int reach, struct spell_cand *out,
+		    int max);
+/*
+ * The words of q as search_split makes them in the database, when q is
+ * ASCII: lower case, cut at every byte that is not a letter or digit,
+ * words over SPELL_MAXLEN letters left out, the first max kept. OUT:
+ * out. Returns how many; -1 when q has a byte over 0x7f. Pure.
+ */
+int		 spell_split_ascii(const char *q, char (*out)[SPELL_MAXLEN + 1],
 		    int max);
 /* How many tracks use word, 0 when the library does not have it. */
 int		 spell_count(const char *word);

@@ -29,7 +29,6 @@
 
 #include "djamms.h"
 
-#define SPELL_MAXLEN	32		/* longer words are taken as typed */
 #define SPELL_RELOAD_MIN_US	50000
 
 struct spell_word {
@@ -395,6 +394,42 @@ by_tail_add(const char *tail, int len, int first, int not, struct spell_cand *ou
 			break;
 		if (sw->len == len && (first >= 0 ? b == first : b != not))
 			n = consider(out, n, max, sw, 1);
+	}
+	return n;
+}
+
+static int
+ascii_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+int
+spell_split_ascii(const char *q, char (*out)[SPELL_MAXLEN + 1], int max)
+{
+	const unsigned char	*p;
+	int			 n = 0;
+
+	for (p = (const unsigned char *)q; *p != '\0'; p++)
+		if (*p >= 0x80)
+			return -1;
+	p = (const unsigned char *)q;
+	while (*p != '\0' && n < max) {
+		size_t	 len = 0;
+
+		while (*p != '\0' && !ascii_alnum(*p))
+			p++;
+		while (ascii_alnum(p[len]))
+			len++;
+		if (len > 0 && len <= SPELL_MAXLEN) {
+			size_t	 i;
+
+			for (i = 0; i < len; i++)
+				out[n][i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ?
+				    p[i] - 'A' + 'a' : p[i]);
+			out[n++][len] = '\0';
+		}
+		p += len;
 	}
 	return n;
 }

@@ -334,7 +334,51 @@ struct filters {
 	const char	*genre, *yfrom, *yto, *dmin, *dmax;
 };
 
-/* Split and normalise q as the library's words were. OUT: w, n. */
+/*
+ * Whether the database splits an ASCII query as spell_split_ascii() does:
+ * search_normalize() is lower() of unaccent(), which maps no ASCII
+ * character, and [[:alnum:]] is [0-9A-Za-z] there, unless its locale says
+ * otherwise (a Turkish lower() of "I"). Asked once a worker. -1: not yet.
+ */
+static int	 ascii_split_agrees = -1;
+
+static enum app_err
+ascii_split_check(struct req *r)
+{
+	static const struct db_stmt st = {
+		"search_split_check",
+		"SELECT search_normalize($1) = $2 AND (SELECT string_agg(c, ''"
+		" ORDER BY ascii(c)) FROM regexp_split_to_table($1, '') c"
+		" WHERE c ~ '[[:alnum:]]') = $3",
+		3
+	};
+	char		 all[128], low[128];
+	PGresult	*res;
+	enum app_err	 err;
+	int		 c;
+
+	for (c = 1; c < 128; c++) {
+		all[c - 1] = (char)c;
+		low[c - 1] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	all[127] = low[127] = '\0';
+	if ((err = db_exec_plan(r, &res, &st, (const char *const[]){ all, low,
+	    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" },
+	    DB_PLAN_ANY)) != E_OK)
+		return err;
+	ascii_split_agrees = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	if (!ascii_split_agrees)
+		log_warn("the database's lower case or letters differ from ASCII's"
+		    " (its locale): it splits every query", NULL);
+	return E_OK;
+}
+
+/*
+ * Split and normalise q as the library's words were. OUT: w, n. An ASCII
+ * query (most are) is split here, which saves a round trip to the
+ * database; any other by the database, which has the unaccent rules and
+ * the locale's lower case.
+ */
 static enum app_err
 split_query(struct req *r, const char *q, struct word *w, int *n)
 {
@@ -342,13 +386,26 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
 		"search_split",
 		"SELECT x FROM regexp_split_to_table(search_normalize($1),"
 		" '[^[:alnum:]]+') WITH ORDINALITY s(x, i) WHERE x <> ''"
-		" AND length(x) <= 32 ORDER BY i LIMIT 8",
+		" AND length(x) <= " STR(SPELL_MAXLEN) " ORDER BY i LIMIT " STR(MAX_WORDS),
 		1
 	};
+	char		 aw[MAX_WORDS][SPELL_MAXLEN + 1];
 	PGresult	*res;
 	enum app_err	 err;
-	int		 i;
+	int		 i, k;
 
+	if (ascii_split_agrees != 0 && (k = spell_split_ascii(q, aw, MAX_WORDS)) >= 0) {
+		if (ascii_split_agrees < 0 && (err = ascii_split_check(r)) != E_OK)
+			return err;
+		if (ascii_split_agrees == 1) {
+			for (i = 0; i < k; i++) {
+				memset(&w[i], 0, sizeof(w[i]));
+				w[i].typed = pool_strdup(r->pool, aw[i]);
+			}
+			*n = k;
+			return E_OK;
+		}
+	}
 	if ((err = db_exec_plan(r, &res, &st, (const char *const[]){ q }, DB_PLAN_ANY)) !=
 	    E_OK)
 		return err;

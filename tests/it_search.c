@@ -296,6 +296,46 @@ test_search_history_click_suggest_and_popular(void)
 	http_free(&res);
 }
 
+/* The words the database's search_split makes of q, comma-separated. */
+static const char *
+db_split(const char *q)
+{
+	return it_psql("SELECT coalesce(string_agg(x, ',' ORDER BY i), '') FROM (SELECT x, i"
+	    " FROM regexp_split_to_table(search_normalize(%s), '[^[:alnum:]]+')"
+	    " WITH ORDINALITY s(x, i) WHERE x <> '' AND length(x) <= 32 ORDER BY i"
+	    " LIMIT 8) w", q);
+}
+
+/*
+ * The worker splits an ASCII query itself (spell_split_ascii(), whose unit
+ * test holds these same cases); the database, which splits every other
+ * query, makes the same words of them.
+ */
+static void
+test_search_database_splits_ascii_as_the_worker(void)
+{
+	struct http_res	 res;
+
+	expect_str(db_split("'  Hotel---CALIFORNIA!! '"), "hotel,california");
+	expect_str(db_split("E'AC/DC\\tdon''t 2024'"), "ac,dc,don,t,2024");
+	expect_str(db_split("'a b c d e f g h i j'"), "a,b,c,d,e,f,g,h");
+	expect_str(db_split("' ?! _-'"), "");
+	expect_str(db_split("repeat('x', 33) || ' Ok'"), "ok");
+	expect_str(db_split("repeat('x', 32)"), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	/* every ASCII byte: lower() and [[:alnum:]] as the worker has them */
+	expect_str(it_psql("SELECT search_normalize(s) = translate(s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',"
+	    " 'abcdefghijklmnopqrstuvwxyz') AND (SELECT string_agg(c, '' ORDER BY ascii(c))"
+	    " FROM regexp_split_to_table(s, '') c WHERE c ~ '[[:alnum:]]')"
+	    " = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'"
+	    " FROM (SELECT string_agg(chr(i), '' ORDER BY i) AS s FROM generate_series(1, 127) i) a"),
+	    "t");
+	/* and a query so split finds what it should */
+	expect(fixtures() == 0);
+	res = search(&u, "q=HOTEL---califronia!!");
+	expect(res.body != NULL && has_title(&res, "Hotel California", 1));
+	http_free(&res);
+}
+
 /* The history rows of s for query q: "<count>:<max result_count>:<genre>". */
 static const char *
 recorded(const struct it_session *s, const char *q)
@@ -513,6 +553,7 @@ const struct it_test search_tests[] = {
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
+	T(test_search_database_splits_ascii_as_the_worker),
 	T(test_suggest_cache_follows_writes),
 	T(test_search_bad_input_is_400),
 	T(test_search_relevance_set),

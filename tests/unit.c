@@ -2716,6 +2716,37 @@ test_spell_distance_bits_matches_the_table(void **state)
 	assert_int_equal(spell_distance_bits("ab", 2, "", 0), 2);
 }
 
+/* An ASCII query is split as the database's search_split does it. */
+static void
+test_spell_split_ascii_cuts_as_the_database(void **state)
+{
+	char	 w[8][SPELL_MAXLEN + 1], long33[64];
+
+	(void)state;
+	assert_int_equal(spell_split_ascii("  Hotel---CALIFORNIA!! ", w, 8), 2);
+	assert_string_equal(w[0], "hotel");
+	assert_string_equal(w[1], "california");
+	assert_int_equal(spell_split_ascii("AC/DC\tdon't 2024", w, 8), 5);
+	assert_string_equal(w[1], "dc");
+	assert_string_equal(w[2], "don");
+	assert_string_equal(w[3], "t");
+	assert_string_equal(w[4], "2024");
+	assert_int_equal(spell_split_ascii("a b c d e f g h i j", w, 8), 8);
+	assert_string_equal(w[7], "h");
+	assert_int_equal(spell_split_ascii("", w, 8), 0);
+	assert_int_equal(spell_split_ascii(" ?! _-", w, 8), 0);	/* "_" is no letter */
+	/* a word over 32 letters is left out, as the database leaves it */
+	memset(long33, 'x', 33);
+	snprintf(long33 + 33, sizeof(long33) - 33, " Ok");
+	assert_int_equal(spell_split_ascii(long33, w, 8), 1);
+	assert_string_equal(w[0], "ok");
+	long33[32] = '\0';
+	assert_int_equal(spell_split_ascii(long33, w, 8), 1);
+	assert_int_equal((int)strlen(w[0]), 32);
+	/* anything beyond ASCII is the database's (unaccent, lower case) */
+	assert_int_equal(spell_split_ascii("beyonc\xc3\xa9", w, 8), -1);
+}
+
 static void
 test_spell_distance_counts_a_swap_as_one_edit(void **state)
 {
@@ -3869,6 +3900,7 @@ main(void)
 		T(test_likes_find_tracks_finds_each_flat_track_object),
 		T(test_spell_distance_counts_a_swap_as_one_edit),
 		T(test_spell_distance_bits_matches_the_table),
+		T(test_spell_split_ascii_cuts_as_the_database),
 		cmocka_unit_test_teardown(test_spell_lookup_matches_a_full_scan, spell_teardown),
 		cmocka_unit_test_teardown(test_spell_lookup_finds_the_closest_then_the_most_used,
 		    spell_teardown),
