@@ -494,10 +494,11 @@ static const char search_sql_tail[] =
 
 /*
  * The search recorded in the history by the statement that found its
- * results, not by one more statement after it (a tenth of the database's
- * time a search at 145,000 tracks): when it found something, or when no
- * other try follows ($%3$d). The user ($3), the query as typed ($%1$d),
- * the filters ($%2$d) and the count are what remember() writes.
+ * results, not by one more statement and round trip after it (a sixth of
+ * the database's time a search at 145,000 tracks): when it found
+ * something, or when no other try follows (the last parameter says so).
+ * It writes what remember() writes: the user ($3), the query as typed, the
+ * filters and the count.
  */
 static const char search_sql_rec[] =
 	", rec AS (INSERT INTO search_history (user_id, query, filters, result_count)"
