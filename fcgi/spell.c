@@ -21,6 +21,7 @@
  * letters swapped count as one edit, as people swap letters more than any
  * other mistake (optimal string alignment distance).
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -398,12 +399,6 @@ by_tail_add(const char *tail, int len, int first, int not, struct spell_cand *ou
 	return n;
 }
 
-static int
-ascii_alnum(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
 int
 spell_split_ascii(const char *q, char (*out)[SPELL_MAXLEN + 1], int max)
 {
@@ -417,16 +412,15 @@ spell_split_ascii(const char *q, char (*out)[SPELL_MAXLEN + 1], int max)
 	while (*p != '\0' && n < max) {
 		size_t	 len = 0;
 
-		while (*p != '\0' && !ascii_alnum(*p))
+		while (*p != '\0' && !isalnum(*p))
 			p++;
-		while (ascii_alnum(p[len]))
+		while (isalnum(p[len]))
 			len++;
 		if (len > 0 && len <= SPELL_MAXLEN) {
 			size_t	 i;
 
 			for (i = 0; i < len; i++)
-				out[n][i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ?
-				    p[i] - 'A' + 'a' : p[i]);
+				out[n][i] = (char)tolower(p[i]);
 			out[n++][len] = '\0';
 		}
 		p += len;

@@ -18,6 +18,7 @@
  * change moves them on) for 15 minutes, per caller (likes and plays
  * count). Every search is written to the caller's search history.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -359,7 +360,7 @@ ascii_split_check(struct req *r)
 
 	for (c = 1; c < 128; c++) {
 		all[c - 1] = (char)c;
-		low[c - 1] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		low[c - 1] = (char)tolower(c);
 	}
 	all[127] = low[127] = '\0';
 	if ((err = db_exec_plan(r, &res, &st, (const char *const[]){ all, low,
@@ -572,16 +573,12 @@ build_penalty(struct req *r, char *sql, size_t cap, char *cols, size_t ccap,
 		if (far == 0 && required)
 			continue;
 		snprintf(sql + strlen(sql), cap - strlen(sql), " - CASE");
-		for (d = 0; d <= far; d++) {
+		/* the furthest distance of a required word needs no test */
+		for (d = 0; d <= (required ? far - 1 : far); d++) {
 			char	*g;
 
 			if (!has[d])
 				continue;
-			if (d == far && required) {
-				snprintf(sql + strlen(sql), cap - strlen(sql),
-				    " ELSE %s END", cost[d]);
-				break;
-			}
 			g = pool_alloc(r->pool, 2048);
 			g[0] = '\0';
 			add_group_n(g, 2048, &w[i], i == n - 1, d, d, NULL, MAX_CANDS);
@@ -590,10 +587,10 @@ build_penalty(struct req *r, char *sql, size_t cap, char *cols, size_t ccap,
 			    ", $%d::tsquery AS p%d", *nargs, *nargs);
 			snprintf(sql + strlen(sql), cap - strlen(sql),
 			    " WHEN t.search_vec @@ qs.p%d THEN %s::float8", *nargs, cost[d]);
-			if (d == far)
-				snprintf(sql + strlen(sql), cap - strlen(sql),
-				    " ELSE %s END", cost[3]);
 		}
+		/* else: a required word's furthest spellings; or none of it */
+		snprintf(sql + strlen(sql), cap - strlen(sql), " ELSE %s END",
+		    cost[required ? far : 3]);
 	}
 }
 
@@ -760,6 +757,32 @@ music_search_all(struct req *r, const struct filters *f, long limit,
 	return likes_mark_page(r);
 }
 
+/*
+ * The tries, in order: every word; every word with the common words
+ * corrected too (the Weekend for the Weeknd); all but one (an extra word);
+ * any. The fewest words a query needs for each.
+ */
+static const int	 try_words[4] = { 1, 1, 2, 3 };
+
+/* A word the library has often, taken as typed: the second try corrects it. */
+static int
+common_as_typed(const struct word *w)
+{
+	return w->known && w->ncand == 1;
+}
+
+/* Whether a try after this one may run (the second only if could_expand). */
+static int
+later_try(int tries, int n, int could_expand)
+{
+	int	 t;
+
+	for (t = tries + 1; t < 4; t++)
+		if (n >= try_words[t] && (t != 1 || could_expand))
+			return 1;
+	return 0;
+}
+
 /* GET /api/music/search */
 static enum app_err
 music_search(struct req *r)
@@ -861,17 +884,13 @@ music_search(struct req *r)
 
 	for (i = 0; i < n; i++) {
 		word_candidates(r, &w[i], i == n - 1);
-		could_expand |= w[i].known && w[i].ncand == 1;
+		could_expand |= common_as_typed(&w[i]);
 	}
 	sfilters = json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN);
 	build_exact(exact, sizeof(exact), w, n);
 	snprintf(slim, sizeof(slim), "%ld", limit);
 	snprintf(soff, sizeof(soff), "%ld", offset);
 	snprintf(sgroups, sizeof(sgroups), "%ld", strcmp(type, "all") == 0 ? 5 : limit);
-	/*
-	 * Every word; then every word with common words corrected too (the
-	 * Weekend for the Weeknd); then all but one (an extra word); then any.
-	 */
 	for (tries = 0; tries < 4; tries++) {
 		int	 skip = tries <= 1 ? -1 : tries == 2 ? -3 : -2;
 
@@ -879,7 +898,7 @@ music_search(struct req *r)
 			int	 more = 0;
 
 			for (i = 0; i < n; i++)
-				if (w[i].known && w[i].ncand == 1) {
+				if (common_as_typed(&w[i])) {
 					expand_common(r, &w[i], i == n - 1);
 					more |= w[i].ncand > 1;
 				}
@@ -887,7 +906,7 @@ music_search(struct req *r)
 				continue;
 			build_exact(exact, sizeof(exact), w, n);
 		}
-		if ((tries == 2 && n < 2) || (tries == 3 && n < 3))
+		if (n < try_words[tries])
 			break;
 		build_match(match, sizeof(match), w, n, skip);
 		nargs = 0;
@@ -913,8 +932,7 @@ music_search(struct req *r)
 		snprintf(sql, sizeof(sql), search_sql_head, pcols, where, penalty, nargs);
 		args[nargs++] = q;
 		args[nargs++] = sfilters;
-		last = tries == 3 || (tries == 2 && n < 3) || (tries == 1 && n < 2) ||
-		    (tries == 0 && n < 2 && !could_expand);
+		last = !later_try(tries, n, could_expand);
 		args[nargs++] = last ? "true" : "false";
 		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), search_sql_rec,
 		    nargs - 2, nargs - 1, nargs);
