@@ -394,25 +394,28 @@ mail_dead_letter(const char *id, const char *to, int attempts, const char *err)
  * is tried again after the jobs' back-off; after DJAMMS_MAIL_MAX_ATTEMPTS
  * it is dead-lettered (kept, with its error, among the dead jobs; a retry
  * of that sends it again). args {"outbox_id"} first revives one message.
- * The job fails (and is retried) when the server refused everything.
+ * The job fails (and is retried) when the server refused everything, or
+ * when mail waits and no server is set.
  */
+/* The messages due: not sent, their time come, attempts left ($1). */
+#define OUTBOX_DUE	" FROM outbox WHERE sent_at IS NULL AND send_after <= now()" \
+			" AND attempts < $1::int"
+
 static int
 job_mail(struct json_object *args, char *err, size_t errlen)
 {
 	struct json_object	*v;
 	PGconn			*c;
 	char			 backoff[24];
+	char			 att[16];
 	int			 sent = 0, failed = 0;
 
-	if (cfg.smtp_url == NULL) {
-		snprintf(err, errlen, "DJAMMS_SMTP_URL is not set");
-		return -1;
-	}
 	if (!db_ok()) {
 		snprintf(err, errlen, "database unavailable");
 		return -1;
 	}
 	c = db_conn();
+	snprintf(att, sizeof(att), "%ld", cfg.mail_max_attempts);
 	if (args != NULL && json_object_object_get_ex(args, "outbox_id", &v) &&
 	    json_object_is_type(v, json_type_string) &&
 	    uuid_valid(json_object_get_string(v))) {
@@ -423,21 +426,42 @@ job_mail(struct json_object *args, char *err, size_t errlen)
 
 		PQclear(res);
 	}
+	if (cfg.smtp_url == NULL) {
+		/*
+		 * No mail server (mail is optional): the minutely run has
+		 * nothing to do, which is no failure to retry and dead-letter
+		 * every minute. Mail that waits stays in the outbox for when
+		 * one is set, and the job fails, so that an operator sees it.
+		 */
+		const char	*a[1] = { att };
+		PGresult	*res = PQexecParams(c, "SELECT count(*)" OUTBOX_DUE, 1, NULL,
+		    a, NULL, NULL, 0);
+		long		 waiting = PQresultStatus(res) == PGRES_TUPLES_OK ?
+		    atol(PQgetvalue(res, 0, 0)) : -1;
+
+		PQclear(res);
+		if (waiting == 0)
+			return 0;
+		if (waiting < 0)
+			snprintf(err, errlen, "outbox unreadable: %s", PQerrorMessage(c));
+		else
+			snprintf(err, errlen, "%ld message(s) wait in the outbox:"
+			    " DJAMMS_SMTP_URL is not set", waiting);
+		return -1;
+	}
 	for (;;) {
 		PGresult	*res;
-		char		 e[256] = "", att[16];
+		char		 e[256] = "";
 		const char	*id, *to;
 		int		 ok, attempts;
 
 		res = PQexec(c, "BEGIN");
 		PQclear(res);
-		snprintf(att, sizeof(att), "%ld", cfg.mail_max_attempts);
 		{
 			const char	*a[1] = { att };
 
 			res = PQexecParams(c, "SELECT id, to_address, subject, body, attempts"
-			    " FROM outbox WHERE sent_at IS NULL AND send_after <= now()"
-			    " AND attempts < $1::int ORDER BY send_after LIMIT 1"
+			    OUTBOX_DUE " ORDER BY send_after LIMIT 1"
 			    " FOR UPDATE SKIP LOCKED", 1, NULL, a, NULL, NULL, 0);
 		}
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {

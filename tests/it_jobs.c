@@ -28,10 +28,15 @@ adm(void)
 	return &admin;
 }
 
-/* The fake SMTP server and the runner (2 processes, fast back-off). */
+/*
+ * The fake SMTP server and the runner (2 processes, fast back-off); the
+ * runner told of the server unless without_smtp.
+ */
 static int
-start_runner(void)
+start_runner_ex(int without_smtp)
 {
+	char	 smtp[64] = "";
+
 	if (runner_up)
 		return 0;
 	/*
@@ -45,20 +50,29 @@ start_runner(void)
 	    smtp_port, stack_dir, stack_dir, stack_dir) != 0)
 		return -1;
 	sleep_ms(300);
+	/* empty is unset (config.c) */
+	if (!without_smtp)
+		snprintf(smtp, sizeof(smtp), "smtp://127.0.0.1:%d", smtp_port);
 	/*
 	 * Sanitizer reports of the runner (an ASan build) go where run-all
 	 * looks for the pool's; a plain build ignores the variables.
 	 */
 	if (sh("ASAN_OPTIONS=log_path=%s/asan/report:detect_leaks=1 "
 	    "UBSAN_OPTIONS=log_path=%s/asan/report:print_stacktrace=1 "
-	    "DJAMMS_SMTP_URL=smtp://127.0.0.1:%d DJAMMS_JOBS_BACKOFF_MS=100 "
+	    "DJAMMS_SMTP_URL=%s DJAMMS_JOBS_BACKOFF_MS=100 "
 	    "DJAMMS_JOBS_POLL_MS=50 DJAMMS_JOBS_HEARTBEAT_S=3 DJAMMS_MAIL_MAX_ATTEMPTS=3 "
 	    "STACK_JOBS_ARGS='--workers 2' %s/tools/stack "
-	    "jobs-start %s", stack_dir, stack_dir, smtp_port, top_dir, stack_dir) != 0)
+	    "jobs-start %s", stack_dir, stack_dir, smtp, top_dir, stack_dir) != 0)
 		return -1;
 	runner_up = 1;
 	sleep_ms(300);
 	return 0;
+}
+
+static int
+start_runner(void)
+{
+	return start_runner_ex(0);
 }
 
 static void
@@ -327,6 +341,53 @@ test_jobs_password_reset_mail_reaches_the_smtp_server(void)
 	expect(strcmp(it_psql("SELECT count(*) FROM outbox WHERE to_address = '%s@example.org'"
 	    " AND sent_at IS NOT NULL", name), "1") == 0);
 	stop_runner();
+}
+
+/*
+ * Without a mail server (mail is optional) the minutely mail job has
+ * nothing to do and does not fail, retry and die every minute; mail that
+ * waits fails it, and stays in the outbox until a server is set.
+ */
+static void
+test_jobs_mail_without_a_server_fails_only_when_mail_waits(void)
+{
+	char		 name[64], oid[37];
+	long long	 done, retried;
+	long		 t;
+
+	stop_runner();
+	expect(start_runner_ex(1) == 0);
+	it_psql("UPDATE outbox SET sent_at = now() WHERE sent_at IS NULL");
+	done = job_count("done:mail");
+	retried = job_count("retried:mail");
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"mail\"}") == 202);
+	expect(wait_count("done:mail", done + 1, 5000));
+	expect(job_count("retried:mail") == retried);
+	/* a reset asked for now waits: the job fails, the message is kept */
+	expect(reset_password_of_new_user("waitmail", name) == 0);
+	snprintf(oid, sizeof(oid), "%s", it_psql("SELECT id FROM outbox WHERE to_address ="
+	    " '%s@example.org'", name));
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"mail\"}") == 202);
+	expect(wait_count("retried:mail", retried + 1, 5000));
+	expect(strcmp(it_psql("SELECT attempts || ' ' || (sent_at IS NULL) FROM outbox"
+	    " WHERE id = '%s'", oid), "0 true") == 0);
+	expect(strstr(sh_out("grep -h 'wait in the outbox' %s/log/*.log | tail -n 1",
+	    stack_dir), "DJAMMS_SMTP_URL is not set") != NULL);
+	/* a server set (the runner restarted with it): the next run sends it */
+	stop_runner();
+	expect(start_runner() == 0);
+	expect(it_status("POST", "/api/system/jobs", adm()->access,
+	    "{\"type\":\"mail\"}") == 202);
+	for (t = 0; t < 5000; t += 100) {
+		if (strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'",
+		    oid), "t") == 0)
+			break;
+		sleep_ms(100);
+	}
+	expect(strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'", oid),
+	    "t") == 0);
 }
 
 static void
@@ -760,6 +821,7 @@ const struct it_test jobs_tests[] = {
 	T(test_jobs_backup_then_restore_brings_everything_back),
 	T(test_jobs_a_damaged_backup_is_not_restored),
 	T(test_jobs_password_reset_mail_reaches_the_smtp_server),
+	T(test_jobs_mail_without_a_server_fails_only_when_mail_waits),
 	T(test_jobs_an_upload_gets_tempo_loudness_and_hls_renditions),
 	T(test_jobs_a_file_ffmpeg_refuses_is_reported_not_retried_forever),
 	T(test_jobs_cleanup_removes_orphaned_files_after_the_grace_period),
