@@ -278,6 +278,21 @@ reset_password_of_new_user(const char *prefix, char name[64])
 	return st == 200 || st == 202 ? 0 : -1;
 }
 
+/* Wait up to 5 s for outbox message oid to be sent. */
+static int
+wait_sent(const char *oid)
+{
+	long	 t;
+
+	for (t = 0; t < 5000; t += 100) {
+		if (strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'",
+		    oid), "t") == 0)
+			return 1;
+		sleep_ms(100);
+	}
+	return 0;
+}
+
 static void
 test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 {
@@ -309,14 +324,7 @@ test_jobs_smtp_down_retries_then_dead_letters_and_loses_nothing(void)
 	/* an admin retries the dead letter: it is sent */
 	snprintf(path, sizeof(path), "/api/system/jobs/dead/%s/retry", oid);
 	expect(it_status("POST", path, adm()->access, NULL) == 202);
-	for (t = 0; t < 5000; t += 100) {
-		if (strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'",
-		    oid), "t") == 0)
-			break;
-		sleep_ms(100);
-	}
-	expect(strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'", oid),
-	    "t") == 0);
+	expect(wait_sent(oid));
 }
 
 static void
@@ -353,7 +361,6 @@ test_jobs_mail_without_a_server_fails_only_when_mail_waits(void)
 {
 	char		 name[64], oid[37];
 	long long	 done, retried;
-	long		 t;
 
 	stop_runner();
 	expect(start_runner_ex(1) == 0);
@@ -380,14 +387,7 @@ test_jobs_mail_without_a_server_fails_only_when_mail_waits(void)
 	expect(start_runner() == 0);
 	expect(it_status("POST", "/api/system/jobs", adm()->access,
 	    "{\"type\":\"mail\"}") == 202);
-	for (t = 0; t < 5000; t += 100) {
-		if (strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'",
-		    oid), "t") == 0)
-			break;
-		sleep_ms(100);
-	}
-	expect(strcmp(it_psql("SELECT sent_at IS NOT NULL FROM outbox WHERE id = '%s'", oid),
-	    "t") == 0);
+	expect(wait_sent(oid));
 }
 
 static void
