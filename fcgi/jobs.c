@@ -387,6 +387,10 @@ mail_dead_letter(const char *id, const char *to, int attempts, const char *err)
 	json_object_put(j);
 }
 
+/* The messages due: not sent, their time come, attempts left ($1). */
+#define OUTBOX_DUE	" FROM outbox WHERE sent_at IS NULL AND send_after <= now()" \
+			" AND attempts < $1::int"
+
 /*
  * The outbox: every message due, each locked (SKIP LOCKED: runners share
  * the work), sent, and marked sent in the same transaction, so a message
@@ -397,10 +401,6 @@ mail_dead_letter(const char *id, const char *to, int attempts, const char *err)
  * The job fails (and is retried) when the server refused everything, or
  * when mail waits and no server is set.
  */
-/* The messages due: not sent, their time come, attempts left ($1). */
-#define OUTBOX_DUE	" FROM outbox WHERE sent_at IS NULL AND send_after <= now()" \
-			" AND attempts < $1::int"
-
 static int
 job_mail(struct json_object *args, char *err, size_t errlen)
 {

@@ -683,9 +683,9 @@ search_history_changed(struct req *r)
 		rds_command(r, "INCR shver:%s", r->user_id);
 }
 
-/* Record the search in the caller's history. */
+/* Record the search in the caller's history; filters: a JSON object. */
 static void
-remember(struct req *r, const char *q, struct json_object *filters, long count)
+remember(struct req *r, const char *q, const char *filters, long count)
 {
 	static const struct db_stmt st = {
 		"search_remember",
@@ -697,8 +697,7 @@ remember(struct req *r, const char *q, struct json_object *filters, long count)
 	char		 n[24];
 
 	snprintf(n, sizeof(n), "%ld", count);
-	if (db_exec_plan(r, &res, &st, (const char *const[]){ r->user_id, q,
-	    json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN), n },
+	if (db_exec_plan(r, &res, &st, (const char *const[]){ r->user_id, q, filters, n },
 	    DB_PLAN_ANY) == E_OK)
 		search_history_changed(r);
 }
@@ -863,6 +862,7 @@ music_search(struct req *r)
 		json_object_object_add(filters, "duration_min", json_object_new_string(f.dmin));
 	if (f.dmax)
 		json_object_object_add(filters, "duration_max", json_object_new_string(f.dmax));
+	sfilters = json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN);
 
 	if ((err = split_query(r, q, w, &n)) != E_OK)
 		return err;
@@ -878,7 +878,7 @@ music_search(struct req *r)
 	if (listcache_get(r, canon, SEARCH_TTL_S, &lc)) {
 		const char	*t = strstr(r->body, "\"total\":");
 
-		remember(r, q, filters, t ? atol(t + 8) : 0);
+		remember(r, q, sfilters, t ? atol(t + 8) : 0);
 		return likes_mark_page(r);
 	}
 
@@ -886,7 +886,6 @@ music_search(struct req *r)
 		word_candidates(r, &w[i], i == n - 1);
 		could_expand |= common_as_typed(&w[i]);
 	}
-	sfilters = json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN);
 	build_exact(exact, sizeof(exact), w, n);
 	snprintf(slim, sizeof(slim), "%ld", limit);
 	snprintf(soff, sizeof(soff), "%ld", offset);
@@ -958,7 +957,7 @@ music_search(struct req *r)
 	if (total > 0 || last)
 		search_history_changed(r);
 	else
-		remember(r, q, filters, total);
+		remember(r, q, sfilters, total);
 
 	/* the body: tracks (documents from the database), then the rest */
 	o = json_object_new_object();
