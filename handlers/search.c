@@ -849,7 +849,7 @@ music_search(struct req *r)
 	struct listcache	 lc;
 	struct json_object	*o, *filters;
 	char			*canon, sql[32768], where[2048], penalty[8192], slim[16];
-	char			 soff[24], sgroups[24], match[8192], exact[1024];
+	char			 soff[24], sgroups[24], match[8192], key[8192], exact[1024];
 	char			 rank[8192];
 	char			 phrase[8192], aphrase[8192], pcols[2048];
 	const char		*args[128];
@@ -974,14 +974,9 @@ music_search(struct req *r)
 		build_penalty(r, penalty, sizeof(penalty), pcols, sizeof(pcols), w, n,
 		    skip == -1, args, &nargs);
 		where[0] = '\0';
-		for (i = 1; ; i++) {
-			char	*g = pool_alloc(r->pool, sizeof(match));
-
-			if (!match_key(g, sizeof(match), w, n, skip, i))
-				break;
-			add_filter(where, sizeof(where), " AND t.search_vec @@ $%d::tsquery", g,
-			    args, &nargs);
-		}
+		for (i = 1; match_key(key, sizeof(key), w, n, skip, i); i++)
+			add_filter(where, sizeof(where), " AND t.search_vec @@ $%d::tsquery",
+			    pool_strdup(r->pool, key), args, &nargs);
 		add_filter(where, sizeof(where), " AND t.genre = $%d", f.genre, args, &nargs);
 		add_filter(where, sizeof(where), " AND t.year >= $%d::int", f.yfrom, args, &nargs);
 		add_filter(where, sizeof(where), " AND t.year <= $%d::int", f.yto, args, &nargs);

@@ -180,6 +180,61 @@ test_search_says_what_it_corrected_and_counts_facets(void)
 }
 
 /*
+ * A query with one word too many finds the tracks that have every other
+ * word (any n - 1 of n), and only those while there are some: "hotel
+ * california eagles xqzv" and "eagles xqzv hotel california" find Hotel
+ * California (3 of 4 words), never California Gurls (1 of 4), which the
+ * last try (any word) would. Each type answers with its own groups only.
+ */
+static void
+test_search_extra_word_keeps_the_rest_and_types_show_their_groups(void)
+{
+	static const char *const qs[] = { "hotel%20california%20eagles%20xqzv",
+	    "eagles%20xqzv%20hotel%20california", "xqzv%20eagles%20california%20hotel" };
+	static const struct {
+		const char	*type;
+		int		 artists, albums;
+	} types[] = {
+		{ "track", 0, 0 }, { "artist", 1, 0 }, { "album", 0, 1 }, { "all", 1, 1 },
+	};
+	struct http_res	 res;
+	char		 args[256];
+	size_t		 i;
+
+	expect(fixtures() == 0);
+	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		snprintf(args, sizeof(args), "q=%s&genre=srch%ld&type=track", qs[i], run_id);
+		res = search(&u, args);
+		expect_status(&res, 200);
+		if (json_int(&res, "total", -1) != 1 || !has_title(&res, "Hotel California", 1))
+			t_fail(__FILE__, __LINE__, "\"%s\": want Hotel California alone: %.300s",
+			    qs[i], res.body);
+		http_free(&res);
+	}
+	/* two words missing: only the last try (any word) finds something */
+	snprintf(args, sizeof(args), "q=california%%20xqzv%%20wwvq&genre=srch%ld&type=track",
+	    run_id);
+	res = search(&u, args);
+	expect(json_int(&res, "total", -1) == 2);
+	http_free(&res);
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		snprintf(args, sizeof(args), "q=hotel%%20califronia&genre=srch%ld&type=%s",
+		    run_id, types[i].type);
+		res = search(&u, args);
+		expect_status(&res, 200);
+		expect(json_has(&res, "facets.genre"));
+		if (json_has(&res, "artists") != types[i].artists ||
+		    json_has(&res, "albums") != types[i].albums)
+			t_fail(__FILE__, __LINE__, "type=%s: artists %d, albums %d: %.300s",
+			    types[i].type, json_has(&res, "artists"), json_has(&res, "albums"),
+			    res.body);
+		if (types[i].artists)
+			expect_json_str(&res, "artists.0.name", "Eagles");
+		http_free(&res);
+	}
+}
+
+/*
  * A write through the API is searchable (or gone) as soon as it commits;
  * one behind the API's back (psql) as soon as its announcement arrives.
  */
@@ -553,6 +608,7 @@ const struct it_test search_tests[] = {
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
+	T(test_search_extra_word_keeps_the_rest_and_types_show_their_groups),
 	T(test_search_database_splits_ascii_as_the_worker),
 	T(test_suggest_cache_follows_writes),
 	T(test_search_bad_input_is_400),
