@@ -333,8 +333,8 @@ build_match(char *q, size_t cap, const struct word *w, int n, int skip)
 /*
  * The k-th index condition every hit meets (from 0), into q; 0 when there
  * is no such condition. The conditions are ANDed, and each is a key of
- * its own in the GIN scan, which intersects the keys, the rarest leading,
- * and tests each track against one key's words at a time, where one query
+ * its own in the GIN scan, which intersects the keys and tests each track
+ * against one key's words at a time, where one query
  * of them all was tested against every track any spelling of any word had
  * ("bad bony" walked the 14,000 tracks of the spellings of "bony", each
  * against all 26 spellings):
@@ -533,7 +533,8 @@ static const char search_sql_tail[] =
 /*
  * The best artists and albums among the hits, for the types that show
  * them (type=track answers tracks alone: grouping a thousand hits by
- * artist and by album for nothing was a fifth of a broad search's time).
+ * artist and by album for nothing was 0.8 of the 5.5 ms of "karol g" at a
+ * million tracks).
  */
 static const char search_sql_artists[] =
 	" UNION ALL (SELECT 'a', artist, count(*)::text, max(base)::text FROM m"
@@ -689,9 +690,13 @@ did_you_mean(struct req *r, const struct word *w, int n, const char *lexemes)
 	return changed ? out : NULL;
 }
 
-/* Facets, artists and albums from rows of kinds g, d, l, a, b. */
+/*
+ * Facets, artists and albums from rows of kinds g, d, l, a, b; the
+ * artists and albums only when the type shows them (the statement asked
+ * for them then alone).
+ */
 static void
-add_facets(struct json_object *o, PGresult *res, const char *type)
+add_facets(struct json_object *o, PGresult *res, int with_artists, int with_albums)
 {
 	struct json_object	*facets = json_object_new_object();
 	struct json_object	*g = json_object_new_array(), *d = json_object_new_array();
@@ -719,11 +724,11 @@ add_facets(struct json_object *o, PGresult *res, const char *type)
 	json_object_object_add(facets, "decade", d);
 	json_object_object_add(facets, "duration", l);
 	json_object_object_add(o, "facets", facets);
-	if (strcmp(type, "artist") == 0 || strcmp(type, "all") == 0)
+	if (with_artists)
 		json_object_object_add(o, "artists", artists);
 	else
 		json_object_put(artists);
-	if (strcmp(type, "album") == 0 || strcmp(type, "all") == 0)
+	if (with_albums)
 		json_object_object_add(o, "albums", albums);
 	else
 		json_object_put(albums);
@@ -852,7 +857,7 @@ music_search(struct req *r)
 	char			 soff[24], sgroups[24], match[8192], key[8192], exact[1024];
 	char			 rank[8192];
 	char			 phrase[8192], aphrase[8192], pcols[2048];
-	const char		*args[128];
+	const char		*args[128];	/* 8 words: at most 76 */
 	int			 nargs, n = 0, tries, i, nres;
 	int			 could_expand = 0, last = 0, artists, albums;
 	const char		*sfilters;
@@ -1050,7 +1055,7 @@ music_search(struct req *r)
 		json_object_object_add(o, "next_cursor", offset + count < total &&
 		    offset + limit < 10000 ? json_object_new_string(cursor_of(r,
 		    offset + limit)) : NULL);
-		add_facets(o, res, type);
+		add_facets(o, res, artists, albums);
 		if (strcmp(type, "track") != 0 && strcmp(type, "all") != 0)
 			count = 0;	/* artists or albums only */
 		err = resp_json_list(r, 200, "tracks", res, 1, first < 0 ? 0 : count, o);
