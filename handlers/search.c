@@ -521,14 +521,7 @@ static const char search_sql_tail[] =
 	"   array_to_string(tsvector_to_array(t.search_vec), ' ')"
 	"   FROM (SELECT id, score FROM ranked ORDER BY score DESC, id"
 	"     LIMIT $%d::int OFFSET $%d::int) r JOIN tracks t ON t.id = r.id"
-	"   ORDER BY r.score DESC, r.id)"
-	" UNION ALL (SELECT 'g', genre, count(*)::text, NULL FROM m"
-	"   WHERE genre IS NOT NULL GROUP BY genre ORDER BY count(*) DESC, genre LIMIT 10)"
-	" UNION ALL (SELECT 'd', (year / 10 * 10)::text || 's', count(*)::text, NULL"
-	"   FROM m WHERE year IS NOT NULL GROUP BY year / 10 ORDER BY year / 10)"
-	" UNION ALL (SELECT 'l', CASE WHEN duration < 180 THEN 'under_3_min'"
-	"   WHEN duration < 300 THEN '3_to_5_min' ELSE 'over_5_min' END,"
-	"   count(*)::text, NULL FROM m GROUP BY 2 ORDER BY 2)";
+	"   ORDER BY r.score DESC, r.id)";
 
 /*
  * The best artists and albums among the hits, for the types that show
@@ -543,9 +536,23 @@ static const char search_sql_albums[] =
 	" UNION ALL (SELECT 'b', album, count(*)::text, artist FROM m"
 	"   WHERE album IS NOT NULL GROUP BY album, artist"
 	"   ORDER BY max(base) DESC, album LIMIT $%d::int)";
-/* how many hits: the last row */
-static const char search_sql_count[] =
-	" UNION ALL SELECT 'n', NULL, count(*)::text, NULL FROM m";
+/*
+ * The facets (genre, decade, duration) and how many hits there are, in one
+ * pass over the hits: one aggregate with a hash table per grouping set and
+ * the empty set for the count ('n'), instead of three sorted or hashed
+ * groupings and a count, each reading the hits again (a tenth of the
+ * database's time at a million tracks; the grouping sets took a third of
+ * that). The rows come in no order: add_facets() orders them and keeps the
+ * ten biggest genres; a group of tracks without a genre or a year has no
+ * name and is left out.
+ */
+static const char search_sql_facets[] =
+	" UNION ALL (SELECT CASE WHEN GROUPING(genre) = 0 THEN 'g'"
+	"   WHEN GROUPING(dec) = 0 THEN 'd' WHEN GROUPING(dur) = 0 THEN 'l' ELSE 'n' END,"
+	"   coalesce(genre, (dec * 10)::text || 's', dur), count(*)::text, NULL"
+	"   FROM (SELECT genre, year / 10 AS dec, CASE WHEN duration < 180 THEN 'under_3_min'"
+	"     WHEN duration < 300 THEN '3_to_5_min' ELSE 'over_5_min' END AS dur FROM m) f"
+	"   GROUP BY GROUPING SETS ((genre), (dec), (dur), ()))";
 
 /*
  * The search recorded in the history by the statement that found its
@@ -690,17 +697,80 @@ did_you_mean(struct req *r, const struct word *w, int n, const char *lexemes)
 	return changed ? out : NULL;
 }
 
+/* The number of hits: the row of kind n (0 when there is none). */
+static long
+hit_count(PGresult *res)
+{
+	int	i;
+
+	for (i = PQntuples(res) - 1; i >= 0; i--)
+		if (PQgetvalue(res, i, 0)[0] == 'n')
+			return atol(PQgetvalue(res, i, 2));
+	return 0;
+}
+
 /*
- * Facets, artists and albums from rows of kinds g, d, l, a, b; the
- * artists and albums only when the type shows them (the statement asked
- * for them then alone).
+ * Whether facet row a goes before row b of the same kind: genres by count,
+ * biggest first, then by name; decades in time; durations by name.
+ */
+static int
+facet_before(PGresult *res, int a, int b)
+{
+	const char	*na = PQgetvalue(res, a, 1), *nb = PQgetvalue(res, b, 1);
+	long		 ca, cb;
+
+	switch (PQgetvalue(res, a, 0)[0]) {
+	case 'g':
+		ca = atol(PQgetvalue(res, a, 2));
+		cb = atol(PQgetvalue(res, b, 2));
+		return ca != cb ? ca > cb : strcmp(na, nb) < 0;
+	case 'd':
+		return atol(na) < atol(nb);
+	default:
+		return strcmp(na, nb) < 0;
+	}
+}
+
+/*
+ * The facet rows of one kind, named, in order, at most max of them (an
+ * insertion sort: a search has a few dozen genres at most among the
+ * hits it groups, and a handful of decades).
+ */
+static struct json_object *
+facet_list(PGresult *res, char kind, int max)
+{
+	struct json_object	*a = json_object_new_array();
+	int			*idx, n = 0, i, j;
+
+	if ((idx = malloc(sizeof(*idx) * (size_t)(PQntuples(res) + 1))) == NULL)
+		return a;
+	for (i = 0; i < PQntuples(res); i++) {
+		if (PQgetvalue(res, i, 0)[0] != kind || PQgetisnull(res, i, 1))
+			continue;
+		for (j = n++; j > 0 && facet_before(res, i, idx[j - 1]); j--)
+			idx[j] = idx[j - 1];
+		idx[j] = i;
+	}
+	for (i = 0; i < n && i < max; i++) {
+		struct json_object	*e = json_object_new_object();
+
+		json_object_object_add(e, "name", pg_json_str(res, idx[i], 1));
+		json_object_object_add(e, "count", pg_json_int(res, idx[i], 2));
+		json_object_array_add(a, e);
+	}
+	free(idx);
+	return a;
+}
+
+/*
+ * Facets from rows of kinds g, d and l; artists and albums from rows of
+ * kinds a and b, in the statement's order, and only when the type shows
+ * them (the statement asked for them then alone).
  */
 static void
 add_facets(struct json_object *o, PGresult *res, int with_artists, int with_albums)
 {
 	struct json_object	*facets = json_object_new_object();
-	struct json_object	*g = json_object_new_array(), *d = json_object_new_array();
-	struct json_object	*l = json_object_new_array();
 	struct json_object	*artists = json_object_new_array();
 	struct json_object	*albums = json_object_new_array();
 	int			 i;
@@ -709,20 +779,18 @@ add_facets(struct json_object *o, PGresult *res, int with_artists, int with_albu
 		char			 kind = PQgetvalue(res, i, 0)[0];
 		struct json_object	*e;
 
-		if (kind == 'r' || kind == 'n')
+		if (kind != 'a' && kind != 'b')
 			continue;
 		e = json_object_new_object();
 		json_object_object_add(e, "name", pg_json_str(res, i, 1));
-		json_object_object_add(e, kind == 'a' || kind == 'b' ? "track_count" :
-		    "count", pg_json_int(res, i, 2));
+		json_object_object_add(e, "track_count", pg_json_int(res, i, 2));
 		if (kind == 'b')
 			json_object_object_add(e, "artist", pg_json_str(res, i, 3));
-		json_object_array_add(kind == 'g' ? g : kind == 'd' ? d : kind == 'l' ? l :
-		    kind == 'a' ? artists : albums, e);
+		json_object_array_add(kind == 'a' ? artists : albums, e);
 	}
-	json_object_object_add(facets, "genre", g);
-	json_object_object_add(facets, "decade", d);
-	json_object_object_add(facets, "duration", l);
+	json_object_object_add(facets, "genre", facet_list(res, 'g', 10));
+	json_object_object_add(facets, "decade", facet_list(res, 'd', 100));
+	json_object_object_add(facets, "duration", facet_list(res, 'l', 3));
 	json_object_object_add(o, "facets", facets);
 	if (with_artists)
 		json_object_object_add(o, "artists", artists);
@@ -858,7 +926,7 @@ music_search(struct req *r)
 	char			 rank[8192];
 	char			 phrase[8192], aphrase[8192], pcols[2048];
 	const char		*args[128];	/* 8 words: at most 76 */
-	int			 nargs, n = 0, tries, i, nres;
+	int			 nargs, n = 0, tries, i;
 	int			 could_expand = 0, last = 0, artists, albums;
 	const char		*sfilters;
 	long			 limit = 20, offset = 0, total = 0;
@@ -1010,7 +1078,7 @@ music_search(struct req *r)
 		if (albums)
 			snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql),
 			    search_sql_albums, nargs);
-		strncat(sql, search_sql_count, sizeof(sql) - strlen(sql) - 1);
+		strncat(sql, search_sql_facets, sizeof(sql) - strlen(sql) - 1);
 		st.nparams = nargs;
 		/*
 		 * The statement's plan does not depend on the words (a GIN scan
@@ -1019,8 +1087,7 @@ music_search(struct req *r)
 		 */
 		if ((err = db_exec_plan(r, &res, &st, args, DB_PLAN_GENERIC)) != E_OK)
 			return err;
-		nres = PQntuples(res);
-		total = nres > 0 ? atol(PQgetvalue(res, nres - 1, 2)) : 0;
+		total = hit_count(res);
 		if (total > 0)
 			break;
 	}
