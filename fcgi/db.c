@@ -22,14 +22,20 @@ static const struct db_stmt	*prepared[MAX_PREPARED];
 static size_t			 nprepared;
 /*
  * Statements built at run time from allow-listed parts (a list with its
- * filters and sort) are prepared too, keyed by their exact text: the
- * common shapes are planned once per connection, not on every request.
+ * filters and sort, a search's shape) are prepared too, keyed by their
+ * exact text: the common shapes are planned once per connection, not on
+ * every request. When the table is full the one used longest ago is
+ * deallocated for the new one (a search's prepared statement holds about
+ * 400 KB of the server's memory, so the table stays small).
  */
 static struct {
-	char	*sql;
-	char	 name[16];
+	char		*sql;
+	uint64_t	 hash;		/* of sql: most lookups compare no text */
+	uint64_t	 used;		/* when last asked for (a count) */
+	char		 name[16];
 }				 dynamic[MAX_DYNAMIC];
 static size_t			 ndynamic;
+static uint64_t			 dynamic_tick;
 static uint64_t			 next_attempt_us;
 static int			 in_tx;
 /*
@@ -75,33 +81,71 @@ dynamic_forget(void)
 	ndynamic = 0;
 }
 
+static uint64_t
+text_hash(const char *t)
+{
+	uint64_t	 h = 14695981039346656037ULL;	/* FNV-1a */
+
+	for (; *t != '\0'; t++)
+		h = (h ^ (unsigned char)*t) * 1099511628211ULL;
+	return h;
+}
+
+static int	simple(const char *sql);
+
 /*
  * The name under which this text is prepared on the connection, preparing
- * it now if need be; NULL when the table is full or preparing failed (the
- * caller then runs it unnamed).
+ * it now if need be, in the slot used longest ago when the table is full;
+ * NULL when that failed (the caller then runs it unnamed).
  */
 static const char *
 dynamic_name(const struct db_stmt *st)
 {
 	PGresult	*pr;
-	size_t		 i;
+	uint64_t	 h = text_hash(st->sql);
+	size_t		 i, slot = ndynamic;
+	char		 dealloc[40];
 
 	for (i = 0; i < ndynamic; i++)
-		if (strcmp(dynamic[i].sql, st->sql) == 0)
+		if (dynamic[i].hash == h && strcmp(dynamic[i].sql, st->sql) == 0) {
+			dynamic[i].used = ++dynamic_tick;
 			return dynamic[i].name;
-	if (ndynamic == MAX_DYNAMIC ||
-	    (dynamic[ndynamic].sql = strdup(st->sql)) == NULL)
+		}
+	if (ndynamic == MAX_DYNAMIC) {
+		for (slot = 0, i = 1; i < ndynamic; i++)
+			if (dynamic[i].used < dynamic[slot].used)
+				slot = i;
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", dynamic[slot].name);
+		if (simple(dealloc) != 0)
+			return NULL;
+		free(dynamic[slot].sql);
+		dynamic[slot] = dynamic[--ndynamic];	/* the last fills the gap */
+		slot = ndynamic;
+	}
+	if ((dynamic[slot].sql = strdup(st->sql)) == NULL)
 		return NULL;
-	snprintf(dynamic[ndynamic].name, sizeof(dynamic[ndynamic].name),
-	    "dyn_%zu", ndynamic);
-	pr = PQprepare(conn, dynamic[ndynamic].name, st->sql, st->nparams, NULL);
+	/* a name no statement has on the connection now */
+	for (i = 0;; i++) {
+		size_t	 j;
+
+		snprintf(dynamic[slot].name, sizeof(dynamic[slot].name), "dyn_%zu", i);
+		for (j = 0; j < ndynamic; j++)
+			if (strcmp(dynamic[j].name, dynamic[slot].name) == 0)
+				break;
+		if (j == ndynamic)
+			break;
+	}
+	pr = PQprepare(conn, dynamic[slot].name, st->sql, st->nparams, NULL);
 	if (pr == NULL || PQresultStatus(pr) != PGRES_COMMAND_OK) {
 		PQclear(pr);
-		free(dynamic[ndynamic].sql);
+		free(dynamic[slot].sql);
 		return NULL;
 	}
 	PQclear(pr);
-	return dynamic[ndynamic++].name;
+	dynamic[slot].hash = h;
+	dynamic[slot].used = ++dynamic_tick;
+	ndynamic++;
+	return dynamic[slot].name;
 }
 
 int
@@ -264,7 +308,6 @@ exec_once(const struct db_stmt *st, const char *const *args)
 	return PQexecPrepared(conn, st->name, st->nparams, args, NULL, NULL, 0);
 }
 
-static int	simple(const char *sql);
 
 /* The connection's plan_cache_mode as plan wants it. */
 static int
