@@ -81,16 +81,6 @@ dynamic_forget(void)
 	ndynamic = 0;
 }
 
-static uint64_t
-text_hash(const char *t)
-{
-	uint64_t	 h = 14695981039346656037ULL;	/* FNV-1a */
-
-	for (; *t != '\0'; t++)
-		h = (h ^ (unsigned char)*t) * 1099511628211ULL;
-	return h;
-}
-
 static int	simple(const char *sql);
 
 /*
@@ -102,7 +92,7 @@ static const char *
 dynamic_name(const struct db_stmt *st)
 {
 	PGresult	*pr;
-	uint64_t	 h = text_hash(st->sql);
+	uint64_t	 h = str_hash(st->sql);
 	size_t		 i, slot = ndynamic;
 	char		 dealloc[40];
 

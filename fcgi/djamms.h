@@ -393,6 +393,8 @@ enum app_err	 req_fail(struct req *r, enum app_err, const char *message,
 char		*url_decode(struct mpool *, const char *s, size_t len, int plus_is_space);
 /* The value of a hex digit, -1 for anything else. Pure. */
 int		 hex_value(int c);
+/* FNV-1a (64 bits) of a string: for hash tables, not for secrets. Pure. */
+uint64_t	 str_hash(const char *s);
 /* Split a query string into decoded pairs. OUT: *out, *n. -1 if malformed. */
 int		 query_parse(struct mpool *, const char *qs, struct kv **out, int *n);
 /*

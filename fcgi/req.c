@@ -114,6 +114,16 @@ hex_value(int c)
 	return -1;
 }
 
+uint64_t
+str_hash(const char *s)
+{
+	uint64_t	 h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 char *
 url_decode(struct mpool *pool, const char *s, size_t len, int plus_is_space)
 {

@@ -140,11 +140,7 @@ rv_unlock(void)
 static uint32_t
 rv_hash(const char *key)
 {
-	uint32_t	 h = 2166136261u;	/* FNV-1a */
-
-	for (; *key != '\0'; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h;
+	return (uint32_t)str_hash(key);
 }
 
 static int

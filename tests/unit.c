@@ -177,6 +177,19 @@ nested_arrays(struct mpool *pool, int depth)
 	return s;
 }
 
+/* ---- str_hash ------------------------------------------------------- */
+
+static void
+test_str_hash_is_fnv1a_64(void **state)
+{
+	(void)state;
+	/* the published FNV-1a 64 values */
+	assert_true(str_hash("") == 0xcbf29ce484222325ULL);
+	assert_true(str_hash("a") == 0xaf63dc4c8601ec8cULL);
+	assert_true(str_hash("foobar") == 0x85944171f73967e8ULL);
+	assert_true(str_hash("ab") != str_hash("ba"));
+}
+
 /* ---- url_decode ----------------------------------------------------- */
 
 static void
@@ -3726,6 +3739,7 @@ main(void)
 {
 	const struct CMUnitTest	 tests[] = {
 		/* url_decode */
+		T(test_str_hash_is_fnv1a_64),
 		T(test_url_decode_decodes_percent_escapes),
 		T(test_url_decode_plus_is_space_only_when_asked),
 		T(test_url_decode_encoded_plus_stays_plus),
