@@ -235,6 +235,54 @@ test_search_extra_word_keeps_the_rest_and_types_show_their_groups(void)
 }
 
 /*
+ * A signed-in caller's own likes and plays lift tracks that are otherwise
+ * equal (a like 0.5, a play 0.05, ten plays at most); nobody else's order
+ * moves. Equal tracks come in the order of their ids.
+ */
+static void
+test_search_lifts_the_callers_likes_and_plays(void)
+{
+	struct it_session	 v;
+	struct http_res		 res;
+	char			 id[3][37], tmp[37], args[128], path[128];
+	int			 i, j;
+
+	expect(fixtures() == 0);
+	expect(it_new_user("searchlift", &v) == 0);
+	for (i = 0; i < 3; i++)
+		expect(track("Quillfeather Nocturne", "Ostrova Lune", 40, id[i]) == 0);
+	for (i = 0; i < 3; i++)		/* by id, as the database orders uuids */
+		for (j = i + 1; j < 3; j++)
+			if (strcmp(id[j], id[i]) < 0) {
+				memcpy(tmp, id[i], 37);
+				memcpy(id[i], id[j], 37);
+				memcpy(id[j], tmp, 37);
+			}
+	snprintf(args, sizeof(args), "q=quillfeather%%20nocturne&genre=srch%ld&type=track",
+	    run_id);
+	expect(search_until_title(&u, args, "Quillfeather Nocturne", 1, 50, &res));
+	http_free(&res);
+	/* v likes the last by id and plays the middle one three times */
+	snprintf(path, sizeof(path), "/api/user/favorites/%s", id[2]);
+	expect(it_status("POST", path, v.access, NULL) == 200);
+	for (i = 0; i < 3; i++)
+		expect(strlen(it_psql("INSERT INTO playback_history (user_id, track_id,"
+		    " duration_played, source) VALUES ('%s', '%s', 200, 'queue') RETURNING id",
+		    v.id, id[1])) == 36);
+	res = search(&v, args);
+	expect_status(&res, 200);
+	expect_json_str(&res, "tracks.0.id", id[2]);
+	expect_json_str(&res, "tracks.1.id", id[1]);
+	expect_json_str(&res, "tracks.2.id", id[0]);
+	http_free(&res);
+	res = search(&u, args);
+	expect_json_str(&res, "tracks.0.id", id[0]);
+	expect_json_str(&res, "tracks.1.id", id[1]);
+	expect_json_str(&res, "tracks.2.id", id[2]);
+	http_free(&res);
+}
+
+/*
  * A write through the API is searchable (or gone) as soon as it commits;
  * one behind the API's back (psql) as soon as its announcement arrives.
  */
@@ -609,6 +657,7 @@ const struct it_test search_tests[] = {
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
 	T(test_search_extra_word_keeps_the_rest_and_types_show_their_groups),
+	T(test_search_lifts_the_callers_likes_and_plays),
 	T(test_search_database_splits_ascii_as_the_worker),
 	T(test_suggest_cache_follows_writes),
 	T(test_search_bad_input_is_400),
