@@ -845,7 +845,8 @@ hit_count(PGresult *res)
 
 /*
  * Whether facet row a goes before row b of the same kind: genres by count,
- * biggest first, then by name; decades in time; durations by name.
+ * biggest first, then by name (byte by byte, whatever the database's
+ * collation); decades in time; durations by name.
  */
 static int
 facet_before(PGresult *res, int a, int b)
