@@ -328,9 +328,10 @@ check_deadlines(void)
 		log_error("request deadline exceeded; killing worker",
 		    "\"worker\":%ld,\"slot\":%u,\"route\":\"%s\",\"deadline_ms\":%ld",
 		    (long)s->pid, i, route, cfg.request_timeout_ms);
-		kill(s->pid, SIGKILL);
+		/* counted before the kill: whoever sees the 502 sees the count */
 		ctl[i].deadline_killed = 1;
 		pool_shm->deadline_kills++;
+		kill(s->pid, SIGKILL);
 	}
 }
 
