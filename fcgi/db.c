@@ -32,10 +32,11 @@ static struct {
 	char		*sql;
 	uint64_t	 hash;		/* of sql: most lookups compare no text */
 	uint64_t	 used;		/* when last asked for (a count) */
-	char		 name[16];
+	char		 name[32];
 }				 dynamic[MAX_DYNAMIC];
 static size_t			 ndynamic;
 static uint64_t			 dynamic_tick;
+static uint64_t			 dynamic_seq;	/* names: dyn_1, dyn_2, ... */
 static uint64_t			 next_attempt_us;
 static int			 in_tx;
 /*
@@ -114,17 +115,9 @@ dynamic_name(const struct db_stmt *st)
 	}
 	if ((dynamic[slot].sql = strdup(st->sql)) == NULL)
 		return NULL;
-	/* a name no statement has on the connection now */
-	for (i = 0;; i++) {
-		size_t	 j;
-
-		snprintf(dynamic[slot].name, sizeof(dynamic[slot].name), "dyn_%zu", i);
-		for (j = 0; j < ndynamic; j++)
-			if (strcmp(dynamic[j].name, dynamic[slot].name) == 0)
-				break;
-		if (j == ndynamic)
-			break;
-	}
+	/* never a name in use: each preparation gets the next number */
+	snprintf(dynamic[slot].name, sizeof(dynamic[slot].name), "dyn_%llu",
+	    (unsigned long long)++dynamic_seq);
 	pr = PQprepare(conn, dynamic[slot].name, st->sql, st->nparams, NULL);
 	if (pr == NULL || PQresultStatus(pr) != PGRES_COMMAND_OK) {
 		PQclear(pr);

@@ -334,49 +334,6 @@ build_match(char *q, size_t cap, const struct word *w, int n, int skip)
 }
 
 /*
- * The k-th index condition every hit meets (from 0), into q; 0 when there
- * is no such condition. The conditions are ANDed, and each is a key of
- * its own in the GIN scan, which intersects the keys and tests each track
- * against one key's words at a time, where one query
- * of them all was tested against every track any spelling of any word had
- * ("bad bony" walked the 14,000 tracks of the spellings of "bony", each
- * against all 26 spellings):
- *   every word (skip == -1): one condition a word;
- *   all but one (skip == -3): one a pair of words, either of them (no two
- *     words are both missing: the same tracks as any n - 1 of n words,
- *     "chapel roan good luck babe" 11 to 7.5 ms at a million tracks);
- *   any word (skip == -2): one condition, any word.
- */
-static int
-match_key(char *q, size_t cap, const struct word *w, int n, int skip, int k)
-{
-	int	 i, j;
-
-	q[0] = '\0';
-	if (skip == -2) {
-		if (k > 0)
-			return 0;
-		build_match(q, cap, w, n, skip);
-		return 1;
-	}
-	if (skip == -1) {
-		if (k >= n)
-			return 0;
-		add_group_n(q, cap, &w[k], k == n - 1, 0, 3, NULL, MAX_CANDS);
-		return 1;
-	}
-	for (i = 0; i < n; i++)
-		for (j = i + 1; j < n; j++)
-			if (k-- == 0) {
-				add_group_n(q, cap, &w[i], i == n - 1, 0, 3, NULL, MAX_CANDS);
-				strncat(q, " | ", cap - strlen(q) - 1);
-				add_group_n(q, cap, &w[j], j == n - 1, 0, 3, NULL, MAX_CANDS);
-				return 1;
-			}
-	return 0;
-}
-
-/*
  * At most how many tracks word w's group matches: the dictionary's count
  * of each of its spellings, added up; -1 when that is not known (a
  * prefix, a shorthand, a word in another script, whose tracks the
@@ -404,25 +361,54 @@ group_tracks(const struct word *w, int last)
 	return sum;
 }
 
-/* The same for match_key()'s k-th condition. */
-static long
-key_tracks(const struct word *w, int n, int skip, int k)
+/*
+ * The k-th index condition every hit meets (from 0), into q, and in
+ * *tracks at most how many tracks it matches (-1: not known); 0 when
+ * there is no such condition. The conditions are ANDed, and each is a key
+ * of its own in the GIN scan, which intersects the keys and tests each
+ * track against one key's words at a time, where one query
+ * of them all was tested against every track any spelling of any word had
+ * ("bad bony" walked the 14,000 tracks of the spellings of "bony", each
+ * against all 26 spellings):
+ *   every word (skip == -1): one condition a word;
+ *   all but one (skip == -3): one a pair of words, either of them (no two
+ *     words are both missing: the same tracks as any n - 1 of n words,
+ *     "chapel roan good luck babe" 11 to 7.5 ms at a million tracks);
+ *   any word (skip == -2): one condition, any word.
+ */
+static int
+match_key(char *q, size_t cap, const struct word *w, int n, int skip, int k, long *tracks)
 {
 	long	 a, b;
 	int	 i, j;
 
-	if (skip == -1)
-		return group_tracks(&w[k], k == n - 1);
-	if (skip != -3)
-		return -1;
+	q[0] = '\0';
+	*tracks = -1;
+	if (skip == -2) {
+		if (k > 0)
+			return 0;
+		build_match(q, cap, w, n, skip);
+		return 1;
+	}
+	if (skip == -1) {
+		if (k >= n)
+			return 0;
+		add_group_n(q, cap, &w[k], k == n - 1, 0, 3, NULL, MAX_CANDS);
+		*tracks = group_tracks(&w[k], k == n - 1);
+		return 1;
+	}
 	for (i = 0; i < n; i++)
 		for (j = i + 1; j < n; j++)
 			if (k-- == 0) {
+				add_group_n(q, cap, &w[i], i == n - 1, 0, 3, NULL, MAX_CANDS);
+				strncat(q, " | ", cap - strlen(q) - 1);
+				add_group_n(q, cap, &w[j], j == n - 1, 0, 3, NULL, MAX_CANDS);
 				a = group_tracks(&w[i], i == n - 1);
 				b = group_tracks(&w[j], j == n - 1);
-				return a < 0 || b < 0 ? -1 : a + b;
+				*tracks = a < 0 || b < 0 ? -1 : a + b;
+				return 1;
 			}
-	return -1;
+	return 0;
 }
 
 #define MAX_KEYS	28	/* conditions of a try: pairs of 8 words */
@@ -445,10 +431,9 @@ _Static_assert(MAX_KEYS >= MAX_WORDS * (MAX_WORDS - 1) / 2, "a try's conditions 
  * 16 and 64 did about as well as 8. Unknown counts stay in the index.
  */
 static void
-order_keys(const char **key, long *tracks, int n, int *nindex)
+order_keys(const char **key, const long *tracks, int n, int *nindex)
 {
-	const char	*k2[MAX_KEYS];
-	long		 t2[MAX_KEYS];
+	const char	*sorted[MAX_KEYS];
 	int		 i, m = -1, o = 0, pass;
 
 	*nindex = n;
@@ -457,22 +442,18 @@ order_keys(const char **key, long *tracks, int n, int *nindex)
 			m = i;
 	if (m < 0)
 		return;
-	k2[o] = key[m];
-	t2[o++] = tracks[m];
+	sorted[o++] = key[m];
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < n; i++) {
 			int	 ask = tracks[i] < 0 || tracks[i] <= KEY_SPREAD * tracks[m];
 
-			if (i == m || ask != (pass == 0))
-				continue;
-			k2[o] = key[i];
-			t2[o++] = tracks[i];
+			if (i != m && ask == (pass == 0))
+				sorted[o++] = key[i];
 		}
 		if (pass == 0)
 			*nindex = o;
 	}
-	memcpy(key, k2, sizeof(*key) * (size_t)n);
-	memcpy(tracks, t2, sizeof(*tracks) * (size_t)n);
+	memcpy(key, sorted, sizeof(*key) * (size_t)n);
 }
 
 /*
@@ -867,18 +848,17 @@ facet_before(PGresult *res, int a, int b)
 }
 
 /*
- * The facet rows of one kind, named, in order, at most max of them (an
- * insertion sort: a search has a few dozen genres at most among the
- * hits it groups, and a handful of decades).
+ * The facet rows of one kind, named, in order, the first max of them (all
+ * when max is 0; an insertion sort: a search has a few dozen genres at
+ * most among the hits it groups, and a handful of decades).
  */
 static struct json_object *
-facet_list(PGresult *res, char kind, int max)
+facet_list(struct mpool *pool, PGresult *res, char kind, int max)
 {
 	struct json_object	*a = json_object_new_array();
-	int			*idx, n = 0, i, j;
+	int			*idx = pool_alloc(pool, sizeof(*idx) * (size_t)(PQntuples(res) + 1));
+	int			 n = 0, i, j;
 
-	if ((idx = malloc(sizeof(*idx) * (size_t)(PQntuples(res) + 1))) == NULL)
-		return a;
 	for (i = 0; i < PQntuples(res); i++) {
 		if (PQgetvalue(res, i, 0)[0] != kind || PQgetisnull(res, i, 1))
 			continue;
@@ -886,14 +866,13 @@ facet_list(PGresult *res, char kind, int max)
 			idx[j] = idx[j - 1];
 		idx[j] = i;
 	}
-	for (i = 0; i < n && i < max; i++) {
+	for (i = 0; i < n && (max == 0 || i < max); i++) {
 		struct json_object	*e = json_object_new_object();
 
 		json_object_object_add(e, "name", pg_json_str(res, idx[i], 1));
 		json_object_object_add(e, "count", pg_json_int(res, idx[i], 2));
 		json_object_array_add(a, e);
 	}
-	free(idx);
 	return a;
 }
 
@@ -903,7 +882,8 @@ facet_list(PGresult *res, char kind, int max)
  * them (the statement asked for them then alone).
  */
 static void
-add_facets(struct json_object *o, PGresult *res, int with_artists, int with_albums)
+add_facets(struct req *r, struct json_object *o, PGresult *res, int with_artists,
+    int with_albums)
 {
 	struct json_object	*facets = json_object_new_object();
 	struct json_object	*artists = json_object_new_array();
@@ -923,9 +903,9 @@ add_facets(struct json_object *o, PGresult *res, int with_artists, int with_albu
 			json_object_object_add(e, "artist", pg_json_str(res, i, 3));
 		json_object_array_add(kind == 'a' ? artists : albums, e);
 	}
-	json_object_object_add(facets, "genre", facet_list(res, 'g', 10));
-	json_object_object_add(facets, "decade", facet_list(res, 'd', 100));
-	json_object_object_add(facets, "duration", facet_list(res, 'l', 3));
+	json_object_object_add(facets, "genre", facet_list(r->pool, res, 'g', 10));
+	json_object_object_add(facets, "decade", facet_list(r->pool, res, 'd', 0));
+	json_object_object_add(facets, "duration", facet_list(r->pool, res, 'l', 0));
 	json_object_object_add(o, "facets", facets);
 	if (with_artists)
 		json_object_object_add(o, "artists", artists);
@@ -1174,10 +1154,8 @@ music_search(struct req *r)
 		if (n < try_words[tries])
 			break;
 		for (nkeys = 0; nkeys < MAX_KEYS &&
-		    match_key(key, sizeof(key), w, n, skip, nkeys); nkeys++) {
+		    match_key(key, sizeof(key), w, n, skip, nkeys, &ktracks[nkeys]); nkeys++)
 			keys[nkeys] = pool_strdup(r->pool, key);
-			ktracks[nkeys] = key_tracks(w, n, skip, nkeys);
-		}
 		order_keys(keys, ktracks, nkeys, &nindex);
 		nargs = 0;
 		args[nargs++] = keys[0];
@@ -1267,7 +1245,7 @@ music_search(struct req *r)
 		json_object_object_add(o, "next_cursor", offset + count < total &&
 		    offset + limit < 10000 ? json_object_new_string(cursor_of(r,
 		    offset + limit)) : NULL);
-		add_facets(o, res, artists, albums);
+		add_facets(r, o, res, artists, albums);
 		if (strcmp(type, "track") != 0 && strcmp(type, "all") != 0)
 			count = 0;	/* artists or albums only */
 		err = resp_json_list(r, 200, "tracks", res, 1, first < 0 ? 0 : count, o);
