@@ -41,6 +41,14 @@
  * these.
  */
 #define HIT_LIMIT	"500"
+/*
+ * The caller's likes and plays can lift the best LIFT_WINDOW of the hits
+ * (by text and popularity); the rest follow in that order. Each lifted
+ * track costs two index probes.
+ */
+#define LIFT_WINDOW	200
+#define LIFT_WINDOW_S	"200"
+_Static_assert(LIFT_WINDOW <= 500, "the window is within the hits");
 #define SEARCH_TTL_S	900
 
 struct word {
@@ -599,7 +607,7 @@ split_query(struct req *r, const char *q, struct word *w, int *n)
  * The score is double precision throughout: numeric constants made every
  * row's sum numeric arithmetic, a sixth of the scoring (the values are the
  * same: p / 100 rounds to the same double either way). The caller's like
- * and plays of each of the 200 best are asked track by track, an index
+ * and plays of each of the LIFT_WINDOW best are asked track by track, an index
  * probe each that reads no more than it counts (one like, ten plays), in
  * scalar subqueries the planner cannot turn into a hash of them all: the
  * join it made of the caller's likes read every one of them, a third of a
@@ -623,8 +631,8 @@ static const char search_sql_head[] =
 	"      WHEN t.search_vec @@ qs.ph THEN 0.3::float8 ELSE 0 END"
 	"    %3$s AS base"
 	"  FROM hit t, qs),"
-	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT 200),"
-	" ranked AS (SELECT top.id, top.base"
+	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT " LIFT_WINDOW_S "),"
+	" lifted AS (SELECT top.id, top.base"
 	"   + (SELECT count(*) FROM (SELECT 1 FROM user_favorites f"
 	"     WHERE f.user_id = $3::uuid AND f.track_id = top.id LIMIT 1) l) * 0.5::float8"
 	"   + (SELECT count(*) FROM (SELECT 1 FROM playback_history h"
@@ -677,6 +685,20 @@ static const char search_sql_facets[] =
  * It writes what remember() writes: the user ($3), the query as typed, the
  * filters and the count.
  */
+/*
+ * The order of all the hits: the lifted ones, then the rest by text and
+ * popularity. No track below the window outranks one in it (its score is
+ * at most its base, which is at most any lifted track's base, and on equal
+ * bases the lower id is in the window), so the two parts simply follow
+ * each other and every page is cut from one order. A page that ends within
+ * the window needs only the first part.
+ */
+static const char search_sql_ranked[] =
+	", ranked AS (SELECT id, score FROM lifted)";
+static const char search_sql_ranked_all[] =
+	", ranked AS (SELECT id, score FROM lifted UNION ALL"
+	" (SELECT id, base FROM m ORDER BY base DESC, id OFFSET " LIFT_WINDOW_S "))";
+
 static const char search_sql_rec[] =
 	", rec AS (INSERT INTO search_history (user_id, query, filters, result_count)"
 	"  SELECT $3::uuid, $%1$d, $%2$d::jsonb, count(*) FROM m"
@@ -1183,6 +1205,8 @@ music_search(struct req *r)
 		build_match_n(rank, sizeof(rank), w, n, skip, RANK_CANDS);
 		args[nargs++] = rank;
 		snprintf(sql, sizeof(sql), search_sql_head, pcols, where, penalty, nargs);
+		strncat(sql, offset + limit > LIFT_WINDOW ? search_sql_ranked_all :
+		    search_sql_ranked, sizeof(sql) - strlen(sql) - 1);
 		args[nargs++] = q;
 		args[nargs++] = sfilters;
 		last = !later_try(tries, n, could_expand);

@@ -365,6 +365,59 @@ test_search_empty_query_lists_everything_with_a_cursor(void)
 	expect(seen >= 3);
 }
 
+/*
+ * Ranked results page past the caller's lifted window (the best 200 by
+ * text and popularity): a walk in pages of 50 sees every hit once, as
+ * many as the total says, and the last page says there is no next one.
+ */
+static void
+test_search_pages_reach_every_hit(void)
+{
+	static char	 seen[600][37];
+	char		 args[400], cursor[256] = "", word[32];
+	int		 nseen = 0, pages = 0, dup = 0, mine, i, j;
+	long long	 total = -1;
+
+	expect(fixtures() == 0);
+	snprintf(word, sizeof(word), "pagewalk%ld", run_id);
+	it_psql("INSERT INTO tracks (title, artist, album, genre, duration, year,"
+	    " popularity, source) SELECT '%s ' || g, 'Walker %ld', 'Walks', 'walk',"
+	    " 200, 1990, g %% 101, 'catalog' FROM generate_series(1, 230) g", word, run_id);
+	for (;;) {
+		struct http_res	 res;
+		const char	*next;
+
+		snprintf(args, sizeof(args), "q=%s&type=track&limit=50%s%s", word,
+		    cursor[0] ? "&cursor=" : "", cursor);
+		res = search(&u, args);
+		expect_status(&res, 200);
+		if (total < 0)
+			total = json_int(&res, "total", -1);
+		for (i = 0; i < 50 && nseen < 600; i++) {
+			char		 key[32];
+			const char	*id;
+
+			snprintf(key, sizeof(key), "tracks.%d.id", i);
+			if ((id = json_str(&res, key)) == NULL)
+				break;
+			for (j = 0; j < nseen; j++)
+				dup += strcmp(seen[j], id) == 0;
+			snprintf(seen[nseen++], 37, "%s", id);
+		}
+		next = json_str(&res, "next_cursor");
+		snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+		http_free(&res);
+		if (++pages > 12 || cursor[0] == '\0')
+			break;
+	}
+	mine = atoi(it_psql("SELECT count(*) FROM tracks WHERE title LIKE '%s %%'", word));
+	expect(mine == 230);
+	expect(total >= 230);
+	expect(nseen == total);
+	expect(dup == 0);
+	expect(pages == 5);
+}
+
 static void
 test_search_history_click_suggest_and_popular(void)
 {
@@ -654,6 +707,7 @@ const struct it_test search_tests[] = {
 	T(test_search_short_words_forgive_two_slips_not_two_wrong_letters),
 	T(test_search_sees_writes_at_once),
 	T(test_search_empty_query_lists_everything_with_a_cursor),
+	T(test_search_pages_reach_every_hit),
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
 	T(test_search_extra_word_keeps_the_rest_and_types_show_their_groups),
