@@ -107,44 +107,67 @@ set_of(struct req *r, const char *uid)
 }
 
 /*
+ * Where the JSON string that opens at body[at] closes: the next quote that
+ * an even number of backslashes precedes (memchr from quote to quote; the
+ * strings are most of a page). len when it does not close.
+ */
+static size_t
+string_end(const char *body, size_t len, size_t at)
+{
+	size_t		 s = at + 1, e, b;
+	const char	*q;
+
+	while ((q = memchr(body + s, '"', len - s)) != NULL) {
+		e = (size_t)(q - body);
+		for (b = e; body[b - 1] == '\\'; b--)
+			;
+		if ((e - b) % 2 == 0)
+			return e;
+		s = e + 1;
+	}
+	return len;
+}
+
+/*
  * The track objects of a page: where each one's id is and where it ends.
- * A track document is a flat object that begins {"id":"<uuid>"; strings
- * are skipped with their escapes. Pure. Returns how many were found.
+ * A track document is a flat object that begins {"id":"<uuid>". Those
+ * bytes cannot occur inside a JSON string (its quotes would be escaped),
+ * so an object followed at once by the next one ("},{"id":"") ends just
+ * before it; any other (the last) is scanned to its closing brace, strings
+ * skipped with their escapes. Pure. Returns how many were found.
  */
 int
 likes_find_tracks(const char *body, size_t len, size_t *id_at, size_t *end_at,
     int max)
 {
 	static const char	 start[] = "{\"id\":\"";
-	size_t			 i = 0, k = sizeof(start) - 1;
+	size_t			 k = sizeof(start) - 1;
+	const char		*hit = memmem(body, len, start, k), *next;
 	int			 n = 0;
 
-	while (i + k + 36 < len && n < max) {
-		const char	*hit = memmem(body + i, len - i, start, k);
-		size_t		 j;
-		int		 in_str = 0;
+	while (hit != NULL && n < max) {
+		size_t	 h = (size_t)(hit - body), j;
 
-		if (hit == NULL)
+		if (h + k + 36 >= len)
 			break;
-		j = (size_t)(hit - body) + 1;
-		id_at[n] = j + k - 1;
-		for (; j < len; j++) {
-			char	 c = body[j];
+		id_at[n] = h + k;
+		next = memmem(hit + k, len - h - k, start, k);
+		if (next != NULL && next[-1] == ',' && next[-2] == '}')
+			j = (size_t)(next - body) - 2;
+		else {
+			for (j = h + 1; j < len; j++) {
+				char	 c = body[j];
 
-			if (in_str) {
-				if (c == '\\')
-					j++;
-				else if (c == '"')
-					in_str = 0;
-			} else if (c == '"')
-				in_str = 1;
-			else if (c == '}' || c == '{')
-				break;
+				if (c == '"')
+					j = string_end(body, len, j);
+				else if (c == '}' || c == '{')
+					break;
+			}
+			if (j >= len || body[j] != '}')
+				break;		/* not a flat object: leave the rest */
 		}
-		if (j >= len || body[j] != '}')
-			break;		/* not a flat object: leave the rest */
 		end_at[n++] = j;
-		i = j + 1;
+		hit = next;
 	}
 	return n;
 }
@@ -159,7 +182,6 @@ likes_mark_page(struct req *r)
 		2
 	};
 	size_t			 id_at[LK_PAGE_MAX], end_at[LK_PAGE_MAX], o = 0, from = 0;
-	unsigned char		 id[LK_PAGE_MAX][16];
 	char			 liked[LK_PAGE_MAX];
 	const struct lk_set	*s;
 	char			*out;
@@ -170,18 +192,17 @@ likes_mark_page(struct req *r)
 	n = likes_find_tracks(r->body, r->body_len, id_at, end_at, LK_PAGE_MAX);
 	if (n == 0)
 		return E_OK;
-	for (i = 0; i < n; i++) {
-		char	 txt[37];
-
-		memcpy(txt, r->body + id_at[i], 36);
-		txt[36] = '\0';
-		liked[i] = 0;
-		if (uuid_bytes(txt, id[i]) != 0)
-			memset(id[i], 0, 16);
-	}
+	memset(liked, 0, sizeof(liked));
 	if ((s = set_of(r, r->user_id)) != NULL) {
-		for (i = 0; i < n; i++)
-			liked[i] = s->n > 0 && bsearch(id[i], s->ids, s->n, 16, cmp16) != NULL;
+		for (i = 0; i < n && s->n > 0; i++) {
+			unsigned char	 id[16];
+			char		 txt[37];
+
+			memcpy(txt, r->body + id_at[i], 36);
+			txt[36] = '\0';
+			liked[i] = uuid_bytes(txt, id) == 0 &&
+			    bsearch(id, s->ids, s->n, 16, cmp16) != NULL;
+		}
 	} else {
 		/* Not known here: ask about this page's tracks only. */
 		char		*lit = pool_alloc(r->pool, (size_t)n * 37 + 3);

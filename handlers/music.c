@@ -155,6 +155,9 @@ arg_add(struct list_query *q, const char *fmt_sql, const char *val)
 	strncat(q->sql, frag, sizeof(q->sql) - strlen(q->sql) - 1);
 }
 
+/* A list page's columns: the document, and what the cursor and total need. */
+enum { L_DOC, L_ID, L_SORT, L_TOTAL };
+
 static enum app_err
 music_tracks_list(struct req *r)
 {
@@ -242,7 +245,7 @@ music_tracks_list(struct req *r)
 	 * It is part of the text, not a parameter: the statement is prepared
 	 * and a generic plan must not carry a window over the whole table.
 	 */
-	snprintf(q.sql, sizeof(q.sql), "SELECT " TRACK_COLS ", %s::text, %s"
+	snprintf(q.sql, sizeof(q.sql), "SELECT t.api_doc, t.id, %s::text, %s"
 	    " FROM tracks t WHERE t.is_active", sort->expr,
 	    want_total ? "count(*) OVER ()" : "NULL::bigint");
 	if (genre != NULL)
@@ -305,11 +308,11 @@ music_tracks_list(struct req *r)
 		json_object_object_add(o, "page", json_object_new_int64(page));
 	if (want_total)
 		json_object_object_add(o, "total", json_object_new_int64(
-		    PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, T__N + 1)) : 0));
+		    PQntuples(res) > 0 ? atoll(PQgetvalue(res, 0, L_TOTAL)) : 0));
 	json_object_object_add(o, "next_cursor", more ? json_object_new_string(
-	    cursor_encode(r, PQgetvalue(res, nrows - 1, T__N),
-	    PQgetvalue(res, nrows - 1, T_ID))) : NULL);
-	err = resp_json_list(r, 200, "tracks", res, T_DOC, nrows, o);
+	    cursor_encode(r, PQgetvalue(res, nrows - 1, L_SORT),
+	    PQgetvalue(res, nrows - 1, L_ID))) : NULL);
+	err = resp_json_list(r, 200, "tracks", res, L_DOC, nrows, o);
 	listcache_put(r, &lc);	/* the page as everyone sees it, then the caller's */
 	return err == E_OK ? likes_mark_page(r) : err;
 }

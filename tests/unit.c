@@ -2683,6 +2683,20 @@ test_likes_find_tracks_finds_each_flat_track_object(void **state)
 	assert_int_equal(page[end_at[0] + 1], ',');		/* the braces in the title were text */
 	assert_int_equal(page[end_at[1] + 1], ']');
 	assert_int_equal(likes_find_tracks("{\"tracks\":[]}", 13, id_at, end_at, 4), 0);
+	{
+		/* an escaped backslash, then an escaped quote, then a brace: all text */
+		static const char	 odd[] =
+		    "[{\"id\":\"33333333-3333-3333-3333-333333333333\","
+		    "\"t\":\"\\\\\\\"}\"}]";
+		/* a string that never closes: no object */
+		static const char	 open_[] =
+		    "[{\"id\":\"44444444-4444-4444-4444-444444444444\",\"t\":\"}\\\"}]";
+
+		assert_int_equal(likes_find_tracks(odd, sizeof(odd) - 1, id_at, end_at, 4), 1);
+		assert_int_equal(end_at[0], sizeof(odd) - 3);
+		assert_int_equal(likes_find_tracks(open_, sizeof(open_) - 1, id_at, end_at,
+		    4), 0);
+	}
 }
 
 /* ---- spell.c ----------------------------------------------------------- */
