@@ -187,6 +187,8 @@ extern int			 worker_slot;	/* this worker's index, or -1 */
 
 int		 master_run(void);
 void		 worker_run(int slot, int listen_fd) __attribute__((noreturn));
+/* Whether a request waits for a worker of this pool (0 outside one). */
+int		 worker_busy(void);
 /* Snapshot of the counters. OUT: *alive, *busy. */
 void		 pool_counts(int *alive, int *busy);
 
@@ -1109,6 +1111,18 @@ extern const struct route_table	jobs_route_table;
  * or clearing it): their cached recent searches are not read again.
  */
 void		 search_history_changed(struct req *r);
+
+/*
+ * history.c: the search history, written at once when no request waits
+ * and in batches under load. history_write() writes what waits (before a
+ * request that reads the history); history_wait_ms() is -1 when nothing
+ * waits, else the ms until it is due. history_array() is pure; tested.
+ */
+void		 history_add(struct req *r, const char *query, const char *filters,
+		    long count);
+void		 history_write(void);
+int		 history_wait_ms(void);
+char		*history_array(int n, const char *const *elems);
 
 /* handlers/monitoring.c: MemTotal and MemAvailable in bytes. 0 if read. */
 int		 memory_read(long long *total, long long *available);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -23,6 +24,7 @@
 #include "djamms.h"
 
 int			 worker_slot = -1;
+static int		 listen_sock = -1;
 extern pid_t		 master_pid;
 static volatile sig_atomic_t stop_requested;
 
@@ -53,6 +55,14 @@ drain_stdin(FCGX_Request *fr)
 
 	while (FCGX_GetStr(buf, sizeof(buf), fr->in) > 0)
 		;
+}
+
+int
+worker_busy(void)
+{
+	struct pollfd	 pfd = { listen_sock, POLLIN, 0 };
+
+	return listen_sock >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN);
 }
 
 void
@@ -119,10 +129,18 @@ worker_run(int slot, int listen_fd)
 	FCGX_InitRequest(&fr, listen_fd, 0);
 	slot_state(SLOT_IDLE);
 
+	listen_sock = listen_fd;
 	while (!stop_requested && (limit == 0 || served < limit)) {
 		struct pollfd	 pfd;
 		struct req	 r;
-		int		 rc;
+		int		 rc, wait_ms;
+
+		/* search history held back under load (history.c) */
+		if ((wait_ms = history_wait_ms()) == 0 ||
+		    (wait_ms > 0 && !worker_busy())) {
+			history_write();
+			wait_ms = -1;
+		}
 
 		/*
 		 * With fastcgi_keep_conn the next request arrives on the
@@ -133,9 +151,12 @@ worker_run(int slot, int listen_fd)
 			pfd.fd = fr.ipcFd;
 			pfd.events = POLLIN;
 			pfd.revents = 0;
-			rc = ppoll(&pfd, 1, NULL, &waitmask);
+			rc = ppoll(&pfd, 1, wait_ms < 0 ? NULL : &(struct timespec){
+			    wait_ms / 1000, (long)(wait_ms % 1000) * 1000000 }, &waitmask);
 		} else
-			rc = epoll_pwait(epfd, &got, 1, -1, &waitmask);
+			rc = epoll_pwait(epfd, &got, 1, wait_ms, &waitmask);
+		if (rc == 0)
+			continue;	/* the history is due */
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -162,6 +183,7 @@ worker_run(int slot, int listen_fd)
 		}
 	}
 
+	history_write();
 	slot_state(SLOT_EMPTY);
 	close(epfd);
 	FCGX_Free(&fr, 1);

@@ -678,14 +678,6 @@ static const char search_sql_facets[] =
 	"   GROUP BY GROUPING SETS ((genre), (dec), (dur), ()))";
 
 /*
- * The search recorded in the history by the statement that found its
- * results, not by one more statement and round trip after it (a sixth of
- * the database's time a search at 145,000 tracks): when it found
- * something, or when no other try follows (the last parameter says so).
- * It writes what remember() writes: the user ($3), the query as typed, the
- * filters and the count.
- */
-/*
  * The order of all the hits: the lifted ones, then the rest by text and
  * popularity. No track below the window outranks one in it (its score is
  * at most its base, which is at most any lifted track's base, and on equal
@@ -698,11 +690,6 @@ static const char search_sql_ranked[] =
 static const char search_sql_ranked_all[] =
 	", ranked AS (SELECT id, score FROM lifted UNION ALL"
 	" (SELECT id, base FROM m ORDER BY base DESC, id OFFSET " LIFT_WINDOW_S "))";
-
-static const char search_sql_rec[] =
-	", rec AS (INSERT INTO search_history (user_id, query, filters, result_count)"
-	"  SELECT $3::uuid, $%1$d, $%2$d::jsonb, count(*) FROM m"
-	"  HAVING count(*) > 0 OR $%3$d::bool)";
 
 /*
  * The words (or their spellings) next to each other in the order typed:
@@ -946,25 +933,6 @@ search_history_changed(struct req *r)
 		rds_command(r, "INCR shver:%s", r->user_id);
 }
 
-/* Record the search in the caller's history; filters: a JSON object. */
-static void
-remember(struct req *r, const char *q, const char *filters, long count)
-{
-	static const struct db_stmt st = {
-		"search_remember",
-		"INSERT INTO search_history (user_id, query, filters, result_count)"
-		" VALUES ($1, $2, $3::jsonb, $4::int)",
-		4
-	};
-	PGresult	*res;
-	char		 n[24];
-
-	snprintf(n, sizeof(n), "%ld", count);
-	if (db_exec_plan(r, &res, &st, (const char *const[]){ r->user_id, q, filters, n },
-	    DB_PLAN_ANY) == E_OK)
-		search_history_changed(r);
-}
-
 static char *
 cursor_of(struct req *r, long offset)
 {
@@ -1033,18 +1001,6 @@ common_as_typed(const struct word *w)
 	return w->known && w->ncand == 1;
 }
 
-/* Whether a try after this one may run (the second only if could_expand). */
-static int
-later_try(int tries, int n, int could_expand)
-{
-	int	 t;
-
-	for (t = tries + 1; t < 4; t++)
-		if (n >= try_words[t] && (t != 1 || could_expand))
-			return 1;
-	return 0;
-}
-
 /* GET /api/music/search */
 static enum app_err
 music_search(struct req *r)
@@ -1065,9 +1021,9 @@ music_search(struct req *r)
 	int			 nkeys, nindex;
 	char			 rank[8192];
 	char			 phrase[8192], aphrase[8192], pcols[2048];
-	const char		*args[128];	/* 8 words: at most 76 */
+	const char		*args[128];	/* 8 words: at most 73 */
 	int			 nargs, n = 0, tries, i;
-	int			 could_expand = 0, last = 0, artists, albums;
+	int			 artists, albums;
 	const char		*sfilters;
 	long			 limit = 20, offset = 0, total = 0;
 	PGresult		*res = NULL;
@@ -1144,13 +1100,12 @@ music_search(struct req *r)
 	if (listcache_get(r, canon, SEARCH_TTL_S, &lc)) {
 		const char	*t = strstr(r->body, "\"total\":");
 
-		remember(r, q, sfilters, t ? atol(t + 8) : 0);
+		history_add(r, q, sfilters, t ? atol(t + 8) : 0);
 		return likes_mark_page(r);
 	}
 
 	for (i = 0; i < n; i++) {
 		word_candidates(r, &w[i], i == n - 1);
-		could_expand |= common_as_typed(&w[i]);
 	}
 	build_exact(exact, sizeof(exact), w, n);
 	snprintf(slim, sizeof(slim), "%ld", limit);
@@ -1207,12 +1162,6 @@ music_search(struct req *r)
 		snprintf(sql, sizeof(sql), search_sql_head, pcols, where, penalty, nargs);
 		strncat(sql, offset + limit > LIFT_WINDOW ? search_sql_ranked_all :
 		    search_sql_ranked, sizeof(sql) - strlen(sql) - 1);
-		args[nargs++] = q;
-		args[nargs++] = sfilters;
-		last = !later_try(tries, n, could_expand);
-		args[nargs++] = last ? "true" : "false";
-		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), search_sql_rec,
-		    nargs - 2, nargs - 1, nargs);
 		args[nargs++] = slim;
 		args[nargs++] = soff;
 		snprintf(sql + strlen(sql), sizeof(sql) - strlen(sql), search_sql_tail,
@@ -1238,11 +1187,8 @@ music_search(struct req *r)
 		if (total > 0)
 			break;
 	}
-	/* recorded, unless the last try ran thinking another would follow */
-	if (total > 0 || last)
-		search_history_changed(r);
-	else
-		remember(r, q, sfilters, total);
+	/* in the caller's history once, with the count of the try that answered */
+	history_add(r, q, sfilters, total);
 
 	/* the body: tracks (documents from the database), then the rest */
 	o = json_object_new_object();
@@ -1451,6 +1397,7 @@ music_search_suggest(struct req *r)
 	enum app_err	 err;
 	int		 shown = 0;
 
+	history_write();	/* this worker's own searches, before reading them */
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
 	if (q == NULL || *q == '\0' || strlen(q) > 100)
@@ -1505,6 +1452,7 @@ music_search_click(struct req *r)
 	PGresult		*res;
 	enum app_err		 err;
 
+	history_write();	/* the search clicked may still be waiting here */
 	if ((err = req_json_body(r, &body)) != E_OK ||
 	    (err = body_only(r, body, allowed, NULL)) != E_OK ||
 	    (err = body_string(r, body, "query", 1, 0, 200, &q, NULL)) != E_OK ||
@@ -1543,6 +1491,7 @@ music_search_popular(struct req *r)
 	struct json_object	*o;
 	enum app_err		 err;
 
+	history_write();
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
 	if (d != NULL && config_parse_long(d, 1, 365, &days) != 0)

@@ -745,6 +745,7 @@ user_search_history(struct req *r)
 {
 	enum app_err	 err;
 
+	history_write();	/* this worker's own searches, before reading them */
 	if ((err = query_only(r, page_args)) != E_OK)
 		return err;
 	return user_page(r, "searches", &st_search_first, &st_search_after, NULL, 0);
@@ -757,6 +758,7 @@ user_search_history_clear(struct req *r)
 	PGresult	*res;
 	enum app_err	 err;
 
+	history_write();	/* so that none of them is written after the clear */
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
 	if ((err = db_exec(r, &res, &st_search_clear,

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <curl/curl.h>
 #include <json-c/json.h>
 
@@ -539,10 +541,111 @@ test_search_records_each_search_once(void)
 	expect(json_int(&res, "total", -1) == 0);
 	http_free(&res);
 	expect_str(recorded(&v, "zzqxv wwvvq kkjjh"), "1:0:-");
+	/* quotes and a backslash reach the history as typed */
+	res = search(&v, "q=hotel%20%22califronia%22%20%5C");
+	expect_status(&res, 200);
+	http_free(&res);
+	expect_str(it_psql("SELECT count(*) || ':' || max(result_count) FROM search_history"
+	    " WHERE user_id = '%s' AND query = 'hotel ' || chr(34) || 'califronia'"
+	    " || chr(34) || ' ' || chr(92)", v.id), "1:1");
 	/* the same search again (from the cache now) is one more row */
 	res = search(&v, "q=hotel%20califronia");
 	http_free(&res);
 	expect_str(recorded(&v, "hotel califronia"), "2:1:-");
+}
+
+/* Searches from several threads at once, each on its own connection. */
+struct search_load {
+	const struct it_session	*s;
+	const char		*args;
+	int			 each, failed;
+	pthread_mutex_t		 mu;
+};
+
+static size_t
+drop_body(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+static void *
+search_load_thread(void *arg)
+{
+	struct search_load	*l = arg;
+	CURL			*c = curl_easy_init();
+	struct curl_slist	*h;
+	char			 url[512], auth[2100];
+	int			 i;
+
+	snprintf(url, sizeof(url), "%s/api/music/search?%s", getenv("BASE_URL"), l->args);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", l->s->access);
+	h = curl_slist_append(NULL, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop_body);
+	for (i = 0; i < l->each; i++) {
+		long	 st = 0;
+
+		if (curl_easy_perform(c) != CURLE_OK ||
+		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st) != CURLE_OK ||
+		    st != 200) {
+			pthread_mutex_lock(&l->mu);
+			l->failed++;
+			pthread_mutex_unlock(&l->mu);
+		}
+	}
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+/*
+ * Under load the workers write the history in batches (fcgi/history.c):
+ * 8 clients searching at once still leave one row per search, each with
+ * its count, once the batches are written (at most 50 ms after).
+ */
+static void
+test_search_history_under_load_keeps_every_search(void)
+{
+	struct it_session	 v;
+	struct search_load	 l;
+	pthread_t		 th[8];
+	char			 args[160], q[64];
+	const char		*got = "";
+	int			 i;
+
+	expect(fixtures() == 0 && it_new_user("srchload", &v) == 0);
+	snprintf(q, sizeof(q), "hotel califronia x%ld", run_id);
+	snprintf(args, sizeof(args), "q=hotel%%20califronia%%20x%ld", run_id);
+	memset(&l, 0, sizeof(l));
+	l.s = &v;
+	l.args = args;
+	l.each = 25;
+	pthread_mutex_init(&l.mu, NULL);
+	for (i = 0; i < 8; i++)
+		pthread_create(&th[i], NULL, search_load_thread, &l);
+	for (i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&l.mu);
+	expect(l.failed == 0);
+	for (i = 0; i < 40; i++) {
+		if (i > 0)
+			sleep_ms(50);
+		got = recorded(&v, q);
+		if (strcmp(got, "200:1:-") == 0)
+			break;
+	}
+	expect_str(got, "200:1:-");
+	/* and nothing more arrives later */
+	sleep_ms(200);
+	expect_str(recorded(&v, q), "200:1:-");
+	expect_str(it_psql("SELECT count(DISTINCT searched_at) > 1 FROM search_history"
+	    " WHERE user_id = '%s'", v.id), "t");
 }
 
 /*
@@ -710,6 +813,7 @@ const struct it_test search_tests[] = {
 	T(test_search_pages_reach_every_hit),
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
+	T(test_search_history_under_load_keeps_every_search),
 	T(test_search_extra_word_keeps_the_rest_and_types_show_their_groups),
 	T(test_search_lifts_the_callers_likes_and_plays),
 	T(test_search_database_splits_ascii_as_the_worker),

@@ -2699,6 +2699,26 @@ test_likes_find_tracks_finds_each_flat_track_object(void **state)
 	}
 }
 
+/* ---- history.c --------------------------------------------------------- */
+
+/* The batch's columns as array literals: quoted, escaped, NULL bare. */
+static void
+test_history_array_quotes_every_element(void **state)
+{
+	const char	*el[] = { "plain", "a \"quoted\" {word}, here", "back\\slash",
+	    NULL, "" };
+	char		*got;
+
+	(void)state;
+	got = history_array(5, el);
+	assert_string_equal(got, "{\"plain\",\"a \\\"quoted\\\" {word}, here\","
+	    "\"back\\\\slash\",NULL,\"\"}");
+	free(got);
+	got = history_array(0, el);
+	assert_string_equal(got, "{}");
+	free(got);
+}
+
 /* ---- spell.c ----------------------------------------------------------- */
 
 /* The bit-parallel distance agrees with the table on random words. */
@@ -3926,6 +3946,7 @@ main(void)
 		TR(test_revoke_expired_entries_are_purged),
 		TR(test_revoke_library_version_moves_on_and_needs_a_live_watcher),
 		T(test_likes_find_tracks_finds_each_flat_track_object),
+		T(test_history_array_quotes_every_element),
 		T(test_spell_distance_counts_a_swap_as_one_edit),
 		T(test_spell_distance_bits_matches_the_table),
 		T(test_spell_split_ascii_cuts_as_the_database),
