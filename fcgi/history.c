@@ -14,6 +14,10 @@
  *   exits.
  * So under load a search reaches the table up to HISTORY_MAX_AGE_MS after
  * its answer, and a worker killed (not stopped) loses the rows it held.
+ * A row older than its user's last clear of the history (sql/019) is not
+ * written: a search answered before the clear does not come back after
+ * (the user's row is share-locked while it is checked; the clear's side
+ * is in handlers/user.c).
  * The caller's cached recent searches are dropped after the write, as
  * before.
  */
@@ -105,7 +109,9 @@ history_write(void)
 		" searched_at)"
 		" SELECT x.u, x.q, x.f, x.n, x.t FROM unnest($1::uuid[], $2::text[],"
 		" $3::jsonb[], $4::int[], $5::timestamptz[]) AS x (u, q, f, n, t)"
-		" WHERE x.u IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = x.u)",
+		" WHERE x.u IS NULL OR EXISTS (SELECT 1 FROM users u WHERE u.id = x.u"
+		"  AND (u.search_history_cleared_at IS NULL"
+		"   OR u.search_history_cleared_at < x.t) FOR SHARE)",
 		5
 	};
 	const char	*col[5][HISTORY_MAX];

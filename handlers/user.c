@@ -219,11 +219,36 @@ static const struct db_stmt st_search_after = {
 	4
 };
 
+/*
+ * A clear, in one transaction: the time first, then the rows. A batch of
+ * searches written meanwhile (fcgi/history.c) share-locks the user's row,
+ * so it either commits before the time is set (and its rows are deleted:
+ * the DELETE, a statement of its own, sees them) or waits for the clear
+ * and then skips the rows older than it.
+ */
+static const struct db_stmt st_search_cleared_at = {
+	"user_search_cleared_at",
+	"UPDATE users SET search_history_cleared_at = $2::timestamptz WHERE id = $1::uuid",
+	2
+};
 static const struct db_stmt st_search_clear = {
 	"user_search_clear",
 	"DELETE FROM search_history WHERE user_id = $1::uuid",
 	1
 };
+
+/* arg: the time of the clear, RFC 3339 */
+static enum app_err
+search_clear_body(struct req *r, void *arg)
+{
+	PGresult	*res;
+	enum app_err	 err;
+
+	if ((err = db_exec(r, &res, &st_search_cleared_at,
+	    (const char *const[]){ r->user_id, arg })) != E_OK)
+		return err;
+	return db_exec(r, &res, &st_search_clear, (const char *const[]){ r->user_id });
+}
 
 /* ---- times -------------------------------------------------------------- */
 
@@ -755,14 +780,14 @@ user_search_history(struct req *r)
 static enum app_err
 user_search_history_clear(struct req *r)
 {
-	PGresult	*res;
 	enum app_err	 err;
+	char		 now[40];
 
 	history_write();	/* so that none of them is written after the clear */
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
-	if ((err = db_exec(r, &res, &st_search_clear,
-	    (const char *const[]){ r->user_id })) != E_OK)
+	log_time_rfc3339(now);
+	if ((err = db_tx(r, "READ COMMITTED", search_clear_body, now)) != E_OK)
 		return err;
 	search_history_changed(r);
 	r->status = 204;

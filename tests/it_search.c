@@ -617,7 +617,7 @@ test_search_history_under_load_keeps_every_search(void)
 	pthread_t		 th[8];
 	char			 args[160], q[64];
 	const char		*got = "";
-	int			 i;
+	int			 i, writes;
 
 	expect(fixtures() == 0 && it_new_user("srchload", &v) == 0);
 	snprintf(q, sizeof(q), "hotel califronia x%ld", run_id);
@@ -646,6 +646,50 @@ test_search_history_under_load_keeps_every_search(void)
 	expect_str(recorded(&v, q), "200:1:-");
 	expect_str(it_psql("SELECT count(DISTINCT searched_at) > 1 FROM search_history"
 	    " WHERE user_id = '%s'", v.id), "t");
+	/* rows written by one statement share its transaction id */
+	writes = atoi(it_psql("SELECT count(DISTINCT xmin::text) FROM search_history"
+	    " WHERE user_id = '%s'", v.id));
+	printf("    history under load: 200 searches written by %d statements\n", writes);
+	expect(writes > 0 && writes < 200);
+}
+
+/*
+ * A clear of the history while searches run: no search answered before
+ * the clear is in the history afterwards, whichever worker held it.
+ */
+static void
+test_search_history_clear_under_load_stays_cleared(void)
+{
+	struct it_session	 v;
+	struct search_load	 l;
+	pthread_t		 th[32];
+	struct http_res		 res;
+	char			 args[160];
+	int			 i;
+
+	expect(fixtures() == 0 && it_new_user("srchclr", &v) == 0);
+	snprintf(args, sizeof(args), "q=hotel%%20califronia%%20y%ld", run_id);
+	memset(&l, 0, sizeof(l));
+	l.s = &v;
+	l.args = args;
+	l.each = 40;
+	pthread_mutex_init(&l.mu, NULL);
+	for (i = 0; i < 32; i++)
+		pthread_create(&th[i], NULL, search_load_thread, &l);
+	sleep_ms(200);
+	res = http_bearer("DELETE", "/api/user/search-history", v.access, NULL);
+	expect_status(&res, 204);
+	http_free(&res);
+	for (i = 0; i < 32; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&l.mu);
+	expect(l.failed == 0);
+	sleep_ms(300);		/* every batch written */
+	expect_str(it_psql("SELECT count(*) FROM search_history s JOIN users u"
+	    " ON u.id = s.user_id WHERE u.id = '%s'"
+	    " AND s.searched_at < u.search_history_cleared_at", v.id), "0");
+	expect_str(it_psql("SELECT search_history_cleared_at IS NOT NULL FROM users"
+	    " WHERE id = '%s'", v.id), "t");
 }
 
 /*
@@ -814,6 +858,7 @@ const struct it_test search_tests[] = {
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
 	T(test_search_history_under_load_keeps_every_search),
+	T(test_search_history_clear_under_load_stays_cleared),
 	T(test_search_extra_word_keeps_the_rest_and_types_show_their_groups),
 	T(test_search_lifts_the_callers_likes_and_plays),
 	T(test_search_database_splits_ascii_as_the_worker),
