@@ -604,6 +604,34 @@ search_load_thread(void *arg)
 	return NULL;
 }
 
+/* n threads, each searching args as s each times. */
+static void
+search_load_start(struct search_load *l, pthread_t *th, int n,
+    const struct it_session *s, const char *args, int each)
+{
+	int	 i;
+
+	memset(l, 0, sizeof(*l));
+	l->s = s;
+	l->args = args;
+	l->each = each;
+	pthread_mutex_init(&l->mu, NULL);
+	for (i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, search_load_thread, l);
+}
+
+/* Waits for the n threads. Returns how many searches were not a 200. */
+static int
+search_load_join(struct search_load *l, pthread_t *th, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&l->mu);
+	return l->failed;
+}
+
 /*
  * Under load the workers write the history in batches (fcgi/history.c):
  * 8 clients searching at once still leave one row per search, each with
@@ -622,17 +650,8 @@ test_search_history_under_load_keeps_every_search(void)
 	expect(fixtures() == 0 && it_new_user("srchload", &v) == 0);
 	snprintf(q, sizeof(q), "hotel califronia x%ld", run_id);
 	snprintf(args, sizeof(args), "q=hotel%%20califronia%%20x%ld", run_id);
-	memset(&l, 0, sizeof(l));
-	l.s = &v;
-	l.args = args;
-	l.each = 25;
-	pthread_mutex_init(&l.mu, NULL);
-	for (i = 0; i < 8; i++)
-		pthread_create(&th[i], NULL, search_load_thread, &l);
-	for (i = 0; i < 8; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&l.mu);
-	expect(l.failed == 0);
+	search_load_start(&l, th, 8, &v, args, 25);
+	expect(search_load_join(&l, th, 8) == 0);
 	for (i = 0; i < 40; i++) {
 		if (i > 0)
 			sleep_ms(50);
@@ -665,25 +684,15 @@ test_search_history_clear_under_load_stays_cleared(void)
 	pthread_t		 th[32];
 	struct http_res		 res;
 	char			 args[160];
-	int			 i;
 
 	expect(fixtures() == 0 && it_new_user("srchclr", &v) == 0);
 	snprintf(args, sizeof(args), "q=hotel%%20califronia%%20y%ld", run_id);
-	memset(&l, 0, sizeof(l));
-	l.s = &v;
-	l.args = args;
-	l.each = 40;
-	pthread_mutex_init(&l.mu, NULL);
-	for (i = 0; i < 32; i++)
-		pthread_create(&th[i], NULL, search_load_thread, &l);
+	search_load_start(&l, th, 32, &v, args, 40);
 	sleep_ms(200);
 	res = http_bearer("DELETE", "/api/user/search-history", v.access, NULL);
 	expect_status(&res, 204);
 	http_free(&res);
-	for (i = 0; i < 32; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&l.mu);
-	expect(l.failed == 0);
+	expect(search_load_join(&l, th, 32) == 0);
 	sleep_ms(300);		/* every batch written */
 	expect_str(it_psql("SELECT count(*) FROM search_history s JOIN users u"
 	    " ON u.id = s.user_id WHERE u.id = '%s'"
