@@ -783,7 +783,6 @@ user_search_history_clear(struct req *r)
 	enum app_err	 err;
 	char		 now[40];
 
-	history_write();	/* so that none of them is written after the clear */
 	if ((err = query_only(r, no_args)) != E_OK)
 		return err;
 	log_time_rfc3339(now);
