@@ -291,7 +291,6 @@ exec_once(const struct db_stmt *st, const char *const *args)
 	return PQexecPrepared(conn, st->name, st->nparams, args, NULL, NULL, 0);
 }
 
-
 /* The connection's plan_cache_mode as plan wants it. */
 static int
 plan_as(enum db_plan plan)

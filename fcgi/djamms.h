@@ -497,6 +497,8 @@ struct route {
 	int		 flags;		/* ROUTE_* */
 };
 #define ROUTE_TEST_ONLY	0x1	/* only when DJAMMS_TEST_ROUTES=1 */
+/* reads the search history: this worker's held searches are written first */
+#define ROUTE_READS_HISTORY	0x2
 
 struct route_table {
 	const struct route	*routes;
@@ -1106,11 +1108,6 @@ extern const struct route_table	device_route_table;
 extern const struct route_table	log_route_table;
 extern const struct route_table	jobs_route_table;
 
-/*
- * handlers/search.c: after the caller's search history changed (a search,
- * or clearing it): their cached recent searches are not read again.
- */
-void		 search_history_changed(struct req *r);
 
 /*
  * history.c: the search history, written at once when no request waits
@@ -1121,6 +1118,8 @@ void		 search_history_changed(struct req *r);
 void		 history_add(struct req *r, const char *query, const char *filters,
 		    long count);
 void		 history_write(void);
+/* After a user's history changed: their cached recent searches are stale. */
+void		 history_changed(const char *user_id);
 int		 history_wait_ms(void);
 char		*history_array(int n, const char *const *elems);
 

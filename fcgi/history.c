@@ -134,17 +134,13 @@ history_write(void)
 	if (db_exec_plan(NULL, &res, &st, (const char *const *)args, DB_PLAN_ANY) ==
 	    E_OK) {
 		PQclear(res);
-		/* each caller once: their cached recent searches are stale */
 		for (i = 0; i < nrows; i++) {
-			redisReply	*rep;
-
 			if (rows[i].user[0] == '\0')
 				continue;
 			for (j = 0; j < i && strcmp(rows[j].user, rows[i].user) != 0; j++)
 				;
-			if (j == i && (rep = rds_command(NULL, "INCR shver:%s",
-			    rows[i].user)) != NULL)
-				freeReplyObject(rep);
+			if (j == i)	/* each caller once */
+				history_changed(rows[i].user);
 		}
 	} else
 		log_warn("search history not written", "\"rows\":%d", nrows);
@@ -155,6 +151,16 @@ history_write(void)
 		free(rows[i].filters);
 	}
 	nrows = 0;
+}
+
+/* The version under which suggest caches a user's recent searches. */
+void
+history_changed(const char *user_id)
+{
+	redisReply	*rep;
+
+	if (user_id != NULL && (rep = rds_command(NULL, "INCR shver:%s", user_id)) != NULL)
+		freeReplyObject(rep);
 }
 
 void

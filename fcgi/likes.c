@@ -77,16 +77,13 @@ set_of(struct req *r, const char *uid)
 		1
 	};
 	struct lk_set	*s;
-	uint32_t	 gen, h = 2166136261u;
-	const char	*p;
+	uint32_t	 gen;
 	PGresult	*res;
 	int		 i, n;
 
 	if (revoke_likes_gen(uid, &gen) != 0)
 		return NULL;
-	for (p = uid; *p != '\0'; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	s = &sets[h % LK_SLOTS];
+	s = &sets[str_hash(uid) % LK_SLOTS];
 	if (s->ids != NULL && s->gen == gen && strcmp(s->uid, uid) == 0)
 		return s;
 	/* the generation was read before the rows: a later change is seen */

@@ -257,6 +257,8 @@ dispatch(struct req *r)
 		    perm_name(r->route->needs & P_ALL_NAMED) : "an account"), NULL);
 		goto respond;
 	}
+	if (r->route->flags & ROUTE_READS_HISTORY)
+		history_write();
 	err = r->route->handler(r);
 
 respond:

@@ -27,7 +27,7 @@
 #define TRACK_COLS_REST \
 	" t.id, t.title, t.mime_type, t.file_path, t.has_cover, t.uploaded_by"
 #define TRACK_COLS	"t.api_doc," TRACK_COLS_REST
-enum { T_DOC, T_ID, T_TITLE, T_MIME, T_PATH, T_HAS_COVER, T_UPLOADER, T__N };
+enum { T_DOC, T_ID, T_TITLE, T_MIME, T_PATH, T_HAS_COVER, T_UPLOADER };
 
 /*
  * One track for one caller ($2): with "liked". (List pages are shared by

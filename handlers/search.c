@@ -40,15 +40,14 @@
  * the heaviest queries a fifth less). The facets and the total count
  * these.
  */
-#define HIT_LIMIT	"500"
+#define HIT_LIMIT	500
 /*
  * The caller's likes and plays can lift the best LIFT_WINDOW of the hits
  * (by text and popularity); the rest follow in that order. Each lifted
  * track costs two index probes.
  */
 #define LIFT_WINDOW	200
-#define LIFT_WINDOW_S	"200"
-_Static_assert(LIFT_WINDOW <= 500, "the window is within the hits");
+_Static_assert(LIFT_WINDOW <= HIT_LIMIT, "the window is within the hits");
 #define SEARCH_TTL_S	900
 
 struct word {
@@ -621,7 +620,7 @@ static const char search_sql_head[] =
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album, t.popularity,"
 	"    t.search_vec FROM tracks t"
 	"  WHERE t.is_active AND t.search_vec @@ $1::tsquery %2$s"
-	"  ORDER BY t.popularity DESC, t.id LIMIT " HIT_LIMIT "),"
+	"  ORDER BY t.popularity DESC, t.id LIMIT " STR(HIT_LIMIT) "),"
 	" m AS MATERIALIZED ("
 	"  SELECT t.id, t.genre, t.year, t.duration, t.artist, t.album,"
 	"    ts_rank('{0.1,0.25,0.5,1.0}', t.search_vec, qs.rq, 32)"
@@ -631,7 +630,7 @@ static const char search_sql_head[] =
 	"      WHEN t.search_vec @@ qs.ph THEN 0.3::float8 ELSE 0 END"
 	"    %3$s AS base"
 	"  FROM hit t, qs),"
-	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT " LIFT_WINDOW_S "),"
+	" top AS (SELECT id, base FROM m ORDER BY base DESC, id LIMIT " STR(LIFT_WINDOW) "),"
 	" lifted AS (SELECT top.id, top.base"
 	"   + (SELECT count(*) FROM (SELECT 1 FROM user_favorites f"
 	"     WHERE f.user_id = $3::uuid AND f.track_id = top.id LIMIT 1) l) * 0.5::float8"
@@ -689,7 +688,7 @@ static const char search_sql_ranked[] =
 	", ranked AS (SELECT id, score FROM lifted)";
 static const char search_sql_ranked_all[] =
 	", ranked AS (SELECT id, score FROM lifted UNION ALL"
-	" (SELECT id, base FROM m ORDER BY base DESC, id OFFSET " LIFT_WINDOW_S "))";
+	" (SELECT id, base FROM m ORDER BY base DESC, id OFFSET " STR(LIFT_WINDOW) "))";
 
 /*
  * The words (or their spellings) next to each other in the order typed:
@@ -926,13 +925,6 @@ add_facets(struct req *r, struct json_object *o, PGresult *res, int with_artists
 		json_object_put(albums);
 }
 
-void
-search_history_changed(struct req *r)
-{
-	if (r->user_id != NULL)
-		rds_command(r, "INCR shver:%s", r->user_id);
-}
-
 static char *
 cursor_of(struct req *r, long offset)
 {
@@ -1104,9 +1096,8 @@ music_search(struct req *r)
 		return likes_mark_page(r);
 	}
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		word_candidates(r, &w[i], i == n - 1);
-	}
 	build_exact(exact, sizeof(exact), w, n);
 	snprintf(slim, sizeof(slim), "%ld", limit);
 	snprintf(soff, sizeof(soff), "%ld", offset);
@@ -1397,7 +1388,6 @@ music_search_suggest(struct req *r)
 	enum app_err	 err;
 	int		 shown = 0;
 
-	history_write();	/* this worker's own searches, before reading them */
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
 	if (q == NULL || *q == '\0' || strlen(q) > 100)
@@ -1452,7 +1442,6 @@ music_search_click(struct req *r)
 	PGresult		*res;
 	enum app_err		 err;
 
-	history_write();	/* the search clicked may still be waiting here */
 	if ((err = req_json_body(r, &body)) != E_OK ||
 	    (err = body_only(r, body, allowed, NULL)) != E_OK ||
 	    (err = body_string(r, body, "query", 1, 0, 200, &q, NULL)) != E_OK ||
@@ -1491,7 +1480,6 @@ music_search_popular(struct req *r)
 	struct json_object	*o;
 	enum app_err		 err;
 
-	history_write();
 	if ((err = query_only(r, known)) != E_OK)
 		return err;
 	if (d != NULL && config_parse_long(d, 1, 365, &days) != 0)
@@ -1511,9 +1499,12 @@ music_search_popular(struct req *r)
 static const struct route search_routes[] = {
 	/* method	pattern				handler			needs */
 	{ M_GET,	"/api/music/search",		music_search,		P_READ_TRACKS, 0 },
-	{ M_GET,	"/api/music/search/suggest",	music_search_suggest,	P_READ_TRACKS, 0 },
-	{ M_POST,	"/api/music/search/click",	music_search_click,	P_READ_TRACKS, 0 },
-	{ M_GET,	"/api/music/search/popular",	music_search_popular,	P_READ_TRACKS, 0 },
+	{ M_GET,	"/api/music/search/suggest",	music_search_suggest,	P_READ_TRACKS,
+	    ROUTE_READS_HISTORY },
+	{ M_POST,	"/api/music/search/click",	music_search_click,	P_READ_TRACKS,
+	    ROUTE_READS_HISTORY },
+	{ M_GET,	"/api/music/search/popular",	music_search_popular,	P_READ_TRACKS,
+	    ROUTE_READS_HISTORY },
 };
 
 const struct route_table search_route_table = {

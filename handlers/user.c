@@ -770,7 +770,6 @@ user_search_history(struct req *r)
 {
 	enum app_err	 err;
 
-	history_write();	/* this worker's own searches, before reading them */
 	if ((err = query_only(r, page_args)) != E_OK)
 		return err;
 	return user_page(r, "searches", &st_search_first, &st_search_after, NULL, 0);
@@ -788,7 +787,7 @@ user_search_history_clear(struct req *r)
 	log_time_rfc3339(now);
 	if ((err = db_tx(r, "READ COMMITTED", search_clear_body, now)) != E_OK)
 		return err;
-	search_history_changed(r);
+	history_changed(r->user_id);
 	r->status = 204;
 	return E_OK;
 }
@@ -805,7 +804,8 @@ static const struct route user_routes[] = {
 	{ M_DELETE,	"/api/user/starred-playlists/:id",	user_star_remove,	P_READ_PLAYLISTS, 0 },
 	{ M_GET,	"/api/user/history",			user_history,		P_READ_TRACKS,	0 },
 	{ M_GET,	"/api/user/recently-played",		user_recently_played,	P_READ_TRACKS,	0 },
-	{ M_GET,	"/api/user/search-history",		user_search_history,	P_READ_TRACKS,	0 },
+	{ M_GET,	"/api/user/search-history",		user_search_history,	P_READ_TRACKS,
+	    ROUTE_READS_HISTORY },
 	{ M_DELETE,	"/api/user/search-history",		user_search_history_clear, P_READ_TRACKS, 0 },
 };
 

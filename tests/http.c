@@ -80,6 +80,28 @@ http_close(void)
 	easy = NULL;
 }
 
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * n;
+}
+
+CURL *
+it_curl_handle(const char *url, long timeout_s)
+{
+	CURL	*c = curl_easy_init();
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	if (timeout_s > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	return c;
+}
+
 struct http_res
 http_do(const char *method, const char *path, const char *const *headers,
     const char *body, size_t len)

@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 
+#include <curl/curl.h>
+
 struct json_object;
 
 struct http_res {
@@ -57,6 +59,12 @@ struct it_session {
 
 /* The access token and user id of a sign-in answer; 0 if both are there. */
 int		 it_take_session(struct http_res *, struct it_session *);
+/*
+ * A curl handle of its own, for a request from another thread: url, the
+ * stack's self-signed certificate accepted, timeout_s (0: none), the body
+ * discarded. The caller cleans it up.
+ */
+CURL		*it_curl_handle(const char *url, long timeout_s);
 /* A fresh account named prefix + a unique suffix, IT_PASSWORD; 0 if made. */
 int		 it_new_user(const char *prefix, struct it_session *);
 /* A guest (POST /api/auth/anonymous); 0 if made. */

@@ -79,28 +79,16 @@ struct load {
 	pthread_mutex_t	 mu;
 };
 
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
 static void *
 load_thread(void *arg)
 {
 	struct load	*l = arg;
-	CURL		*c = curl_easy_init();
+	CURL		*c;
 	char		 url[512];
 	struct timespec	 t0, t;
 
 	snprintf(url, sizeof(url), "%s%s", getenv("BASE_URL"), l->path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	c = it_curl_handle(url, 30);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		long	 st = 0;
@@ -701,14 +689,11 @@ static void *
 slow_request(void *arg)
 {
 	struct slow	*s = arg;
-	CURL		*c = curl_easy_init();
+	CURL		*c;
 	char		 url[512];
 
 	snprintf(url, sizeof(url), "%s/api/_test/sleep?ms=1500", getenv("BASE_URL"));
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	c = it_curl_handle(url, 0);
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s->status);
 	curl_easy_cleanup(c);

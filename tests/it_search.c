@@ -562,19 +562,11 @@ struct search_load {
 	pthread_mutex_t		 mu;
 };
 
-static size_t
-drop_body(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
 static void *
 search_load_thread(void *arg)
 {
 	struct search_load	*l = arg;
-	CURL			*c = curl_easy_init();
+	CURL			*c;
 	struct curl_slist	*h;
 	char			 url[512], auth[2100];
 	int			 i;
@@ -582,12 +574,8 @@ search_load_thread(void *arg)
 	snprintf(url, sizeof(url), "%s/api/music/search?%s", getenv("BASE_URL"), l->args);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", l->s->access);
 	h = curl_slist_append(NULL, auth);
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	c = it_curl_handle(url, 30);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, drop_body);
 	for (i = 0; i < l->each; i++) {
 		long	 st = 0;
 

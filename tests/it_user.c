@@ -284,29 +284,16 @@ struct racer {
 	long			 status;
 };
 
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
-{
-	(void)p;
-	(void)arg;
-	return size * n;
-}
-
 /* One POST on its own connection, sent when every racer is ready. */
 static void *
 race_like(void *arg)
 {
 	struct racer		*rc = arg;
-	CURL			*c = curl_easy_init();
+	CURL			*c = it_curl_handle(rc->url, 30);
 	struct curl_slist	*h = curl_slist_append(NULL, rc->auth);
 
-	curl_easy_setopt(c, CURLOPT_URL, rc->url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	pthread_barrier_wait(rc->start);
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rc->status);
