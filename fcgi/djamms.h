@@ -623,6 +623,9 @@ int		 revoke_library_version(uint64_t *version);
  */
 int		 revoke_likes_gen(const char *user_id, uint32_t *gen);
 void		 revoke_note_likes(const char *user_id);
+/* The same for user_id's search history (sql/020). */
+int		 revoke_history_gen(const char *user_id, uint32_t *gen);
+void		 revoke_note_history(const char *user_id);
 void		 revoke_library_bump(void);
 /*
  * A number that moves on with every change to the library or to what the
@@ -802,6 +805,8 @@ enum app_err	 likes_mark_page(struct req *r);
 int		 likes_find_tracks(const char *body, size_t len, size_t *id_at,
 		    size_t *end_at, int max);
 void		 likes_free(void);
+/* The recent searches suggest keeps (handlers/search.c), at a worker's exit. */
+void		 suggest_free(void);
 /*
  * This worker's page cache key for an answer (what: the request, any text)
  * about r's caller that depends on the library and on the caller's likes,

@@ -153,13 +153,21 @@ history_write(void)
 	nrows = 0;
 }
 
-/* The version under which suggest caches a user's recent searches. */
+/*
+ * A user's recent searches are cached by each worker under the history
+ * generation (revoke.c), moved on here at once and on every machine by
+ * sql/020's announcement; and in Redis under shver:<user>, which suggest
+ * uses while the generations are not live.
+ */
 void
 history_changed(const char *user_id)
 {
 	redisReply	*rep;
 
-	if (user_id != NULL && (rep = rds_command(NULL, "INCR shver:%s", user_id)) != NULL)
+	if (user_id == NULL)
+		return;
+	revoke_note_history(user_id);
+	if ((rep = rds_command(NULL, "INCR shver:%s", user_id)) != NULL)
 		freeReplyObject(rep);
 }
 

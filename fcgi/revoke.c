@@ -13,6 +13,10 @@
  * deactivation takes effect before the response leaves; other machines
  * learn it from the announcement, a millisecond later.
  *
+ * Each user's likes (sql/011) and search history (sql/020) have a
+ * generation here too, which the workers' own copies of them (likes.c,
+ * suggest's recent searches) are kept under.
+ *
  * The same watcher keeps the library's version: triggers (sql/008)
  * announce every change to the library on djamms_library; the watcher
  * bumps Redis's lib:ver (the shared list cache) and then the version here,
@@ -70,6 +74,7 @@ struct revoke_shared {
 	uint64_t	 schedule;	/* ... and with every schedule change */
 	uint32_t	 pgen[RV_PGEN];
 	uint32_t	 fgen[RV_PGEN];	/* each user's likes, by uid hash */
+	uint32_t	 hgen[RV_PGEN];	/* ... and search history */
 	struct rv_table	 ver;		/* user id -> newest token version */
 	struct rv_table	 deny;		/* jti -> 1 */
 };
@@ -291,6 +296,19 @@ revoke_note_likes(const char *user_id)
 }
 
 int
+revoke_history_gen(const char *user_id, uint32_t *gen)
+{
+	return rv == NULL ? -1 : gen_read(rv->hgen, user_id, gen);
+}
+
+void
+revoke_note_history(const char *user_id)
+{
+	if (rv != NULL)
+		gen_bump(rv->hgen, user_id);
+}
+
+int
 revoke_is_live(void)
 {
 	int	 live;
@@ -370,6 +388,9 @@ revoke_apply(const char *payload)
 		break;
 	case 'f':
 		revoke_note_likes(key);
+		break;
+	case 'h':
+		revoke_note_history(key);
 		break;
 	default:
 		return -1;
@@ -471,6 +492,7 @@ watcher_load(PGconn *c)
 	for (i = 0; i < RV_PGEN; i++) {
 		rv->pgen[i]++;
 		rv->fgen[i]++;
+		rv->hgen[i]++;
 	}
 	for (i = 0; i < n; i++) {
 		const char	*key = PQgetvalue(res, i, 1);

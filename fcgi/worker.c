@@ -191,6 +191,7 @@ worker_run(int slot, int listen_fd)
 	auth_cache_free();
 	pagecache_free();
 	likes_free();
+	suggest_free();
 	spell_free();
 	media_shutdown();
 	db_disconnect();

@@ -1340,25 +1340,64 @@ suggest_library(struct req *r, const char *q, const char *slim, const char **nor
 }
 
 /*
+ * The caller's recent searches, kept by this worker for its recent
+ * callers (a slot per user id hash) under the user's history generation
+ * (revoke.c: moved on by every change, here or announced by sql/020), so
+ * a keystroke costs no round trip. While the generations are not live
+ * they come from Redis, stamped with shver:<user> as before.
+ */
+#define RECENT_SLOTS	64
+
+static struct recent_slot {
+	char		 uid[37];
+	uint32_t	 gen;
+	char		*list;
+	size_t		 len;
+} recent_slots[RECENT_SLOTS];
+
+void
+suggest_free(void)
+{
+	size_t	 i;
+
+	for (i = 0; i < RECENT_SLOTS; i++) {
+		free(recent_slots[i].list);
+		memset(&recent_slots[i], 0, sizeof(recent_slots[i]));
+	}
+}
+
+/*
  * The caller's recent searches, newest first, each as "<normalised>\0<as
  * typed>\0". OUT: *len.
  */
 static const char *
 suggest_recent(struct req *r, size_t *len)
 {
-	const char	*cached;
-	char		 stamp[96], *key, *out;
-	size_t		 cap = 1, o = 0;
-	PGresult	*res;
-	int		 i;
+	struct recent_slot	*slot = NULL;
+	const char		*cached;
+	char			 stamp[96], *key = NULL, *out;
+	size_t			 cap = 1, o = 0;
+	uint32_t		 gen;
+	PGresult		*res;
+	int			 i;
 
 	*len = 0;
 	if (r->user_id == NULL)
 		return "";
-	key = pool_printf(r->pool, "recent:%s", r->user_id);
-	if ((cached = rds_stamped_get(r, key, "shver", "recent", stamp,
-	    sizeof(stamp), len)) != NULL)
-		return cached;
+	if (revoke_history_gen(r->user_id, &gen) == 0) {
+		slot = &recent_slots[str_hash(r->user_id) % RECENT_SLOTS];
+		if (slot->list != NULL && slot->gen == gen &&
+		    strcmp(slot->uid, r->user_id) == 0) {
+			*len = slot->len;
+			return slot->list;
+		}
+	} else {
+		key = pool_printf(r->pool, "recent:%s", r->user_id);
+		if ((cached = rds_stamped_get(r, key, "shver", "recent", stamp,
+		    sizeof(stamp), len)) != NULL)
+			return cached;
+	}
+	/* the generation was read before the rows: a later change is seen */
 	if (db_exec(r, &res, &st_suggest_recent, (const char *const[]){ r->user_id })
 	    != E_OK)
 		return "";		/* suggestions without them */
@@ -1371,7 +1410,17 @@ suggest_recent(struct req *r, size_t *len)
 		memcpy(out + o, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1) + 1);
 		o += (size_t)PQgetlength(res, i, 1) + 1;
 	}
-	rds_stamped_put(r, key, stamp, out, o, RECENT_TTL_S);
+	out[o] = '\0';
+	if (slot != NULL) {
+		free(slot->list);
+		if ((slot->list = malloc(o + 1)) == NULL)
+			abort();
+		memcpy(slot->list, out, o + 1);
+		slot->len = o;
+		slot->gen = gen;
+		snprintf(slot->uid, sizeof(slot->uid), "%s", r->user_id);
+	} else
+		rds_stamped_put(r, key, stamp, out, o, RECENT_TTL_S);
 	*len = o;
 	return out;
 }

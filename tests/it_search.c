@@ -743,6 +743,36 @@ test_suggest_cache_follows_writes(void)
 	expect(res.body != NULL && strstr(res.body, "\"recent\"") == NULL &&
 	    strstr(res.body, "Quixotic Ballad") != NULL);
 	http_free(&res);
+	/*
+	 * A history written or deleted elsewhere (another machine's worker,
+	 * psql) reaches the workers' cached lists by the announcement alone:
+	 * every worker has the (empty) list by now.
+	 */
+	for (i = 0; i < 16; i++) {
+		res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
+		expect(res.body != NULL && strstr(res.body, "\"recent\"") == NULL);
+		http_free(&res);
+	}
+	it_psql("INSERT INTO search_history (user_id, query, filters, result_count)"
+	    " VALUES ('%s', 'quixotic from elsewhere', '{}', 0)", v.id);
+	for (i = 0, seen = 0; i < 30 && !seen; i++) {
+		res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
+		seen = res.body != NULL && strstr(res.body,
+		    "{\"kind\":\"recent\",\"text\":\"quixotic from elsewhere\"}") != NULL;
+		http_free(&res);
+		if (!seen)
+			sleep_ms(50);
+	}
+	expect(seen);
+	it_psql("DELETE FROM search_history WHERE user_id = '%s'", v.id);
+	for (i = 0; i < 30 && seen; i++) {
+		res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
+		seen = res.body == NULL || strstr(res.body, "\"recent\"") != NULL;
+		http_free(&res);
+		if (seen)
+			sleep_ms(50);
+	}
+	expect(!seen);
 	it_psql("DELETE FROM tracks WHERE id = '%s'", id);
 }
 

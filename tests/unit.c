@@ -2501,6 +2501,35 @@ test_revoke_profile_generation_moves_on_each_change(void **state)
 	assert_int_equal(other1, other2);
 }
 
+/* Likes and search history each have their own generation per user. */
+static void
+test_revoke_likes_and_history_generations_move_apart(void **state)
+{
+	uint32_t	 f1, f2, h1, h2, h3, other1, other2;
+
+	(void)state;
+	revoke_set_live(1);
+	assert_int_equal(revoke_likes_gen(UID_A, &f1), 0);
+	assert_int_equal(revoke_history_gen(UID_A, &h1), 0);
+	assert_int_equal(revoke_history_gen(UID_B, &other1), 0);
+	assert_int_equal(revoke_apply("h " UID_A), 0);
+	assert_int_equal(revoke_history_gen(UID_A, &h2), 0);
+	assert_int_not_equal(h1, h2);
+	assert_int_equal(revoke_likes_gen(UID_A, &f2), 0);
+	assert_int_equal(f1, f2);
+	revoke_note_history(UID_A);	/* a change made here, after its commit */
+	assert_int_equal(revoke_history_gen(UID_A, &h3), 0);
+	assert_int_not_equal(h2, h3);
+	assert_int_equal(revoke_apply("f " UID_A), 0);
+	assert_int_equal(revoke_likes_gen(UID_A, &f2), 0);
+	assert_int_not_equal(f1, f2);
+	assert_int_equal(revoke_history_gen(UID_B, &other2), 0);
+	assert_int_equal(other1, other2);
+	/* not live: unknown, so suggest asks Redis */
+	revoke_set_live(0);
+	assert_int_equal(revoke_history_gen(UID_A, &h1), -1);
+}
+
 static void
 test_revoke_apply_refuses_what_it_does_not_understand(void **state)
 {
@@ -3941,6 +3970,7 @@ main(void)
 		TR(test_revoke_version_ends_older_tokens_of_that_user_only),
 		TR(test_revoke_jti_ends_one_token_until_it_expires),
 		TR(test_revoke_profile_generation_moves_on_each_change),
+		TR(test_revoke_likes_and_history_generations_move_apart),
 		TR(test_revoke_apply_refuses_what_it_does_not_understand),
 		TR(test_revoke_full_table_is_not_trusted),
 		TR(test_revoke_expired_entries_are_purged),
