@@ -690,6 +690,27 @@ test_search_history_clear_under_load_stays_cleared(void)
 }
 
 /*
+ * Ask suggest for q as v until the answer holds needle (want 1) or no
+ * longer does (want 0): a change reaches the caches a moment after its
+ * commit. 1 when it did within about 2 s.
+ */
+static int
+suggest_until(const struct it_session *v, const char *q, const char *needle, int want)
+{
+	struct http_res	 res;
+	int		 i, has = !want;
+
+	for (i = 0; i < 40 && has != want; i++) {
+		if (i > 0)
+			sleep_ms(50);
+		res = http_bearer("GET", q, v->access, NULL);
+		has = res.body != NULL && strstr(res.body, needle) != NULL;
+		http_free(&res);
+	}
+	return has == want;
+}
+
+/*
  * Suggestions are cached (the library's per prefix, the caller's recent
  * searches per user) but never outlive a change: a new track, a new
  * search, a cleared history show at the next keystroke.
@@ -700,7 +721,7 @@ test_suggest_cache_follows_writes(void)
 	struct it_session	 v;
 	struct http_res		 res;
 	char			 id[37];
-	int			 i, seen = 0;
+	int			 i;
 
 	expect(fixtures() == 0);
 	expect(it_new_user("suggest", &v) == 0);
@@ -713,16 +734,8 @@ test_suggest_cache_follows_writes(void)
 	expect(res.body != NULL && strcmp(res.body, "{\"suggestions\":[]}") == 0);
 	http_free(&res);
 	expect(track("Quixotic Ballad", "Nobody Yet", 10, id) == 0);
-	for (i = 0; i < 20 && !seen; i++) {
-		res = http_bearer("GET", "/api/music/search/suggest?q=quixotic%20bal",
-		    v.access, NULL);
-		seen = res.body != NULL && strstr(res.body,
-		    "{\"kind\":\"title\",\"text\":\"Quixotic Ballad\"}") != NULL;
-		http_free(&res);
-		if (!seen)
-			sleep_ms(100);
-	}
-	expect(seen);
+	expect(suggest_until(&v, "/api/music/search/suggest?q=quixotic%20bal",
+	    "{\"kind\":\"title\",\"text\":\"Quixotic Ballad\"}", 1));
 	/* the caller's own searches: at once, newest first, and only theirs */
 	res = search(&v, "q=quixotic%20\"balad\"");
 	http_free(&res);
@@ -755,24 +768,10 @@ test_suggest_cache_follows_writes(void)
 	}
 	it_psql("INSERT INTO search_history (user_id, query, filters, result_count)"
 	    " VALUES ('%s', 'quixotic from elsewhere', '{}', 0)", v.id);
-	for (i = 0, seen = 0; i < 30 && !seen; i++) {
-		res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
-		seen = res.body != NULL && strstr(res.body,
-		    "{\"kind\":\"recent\",\"text\":\"quixotic from elsewhere\"}") != NULL;
-		http_free(&res);
-		if (!seen)
-			sleep_ms(50);
-	}
-	expect(seen);
+	expect(suggest_until(&v, "/api/music/search/suggest?q=quixo",
+	    "{\"kind\":\"recent\",\"text\":\"quixotic from elsewhere\"}", 1));
 	it_psql("DELETE FROM search_history WHERE user_id = '%s'", v.id);
-	for (i = 0; i < 30 && seen; i++) {
-		res = http_bearer("GET", "/api/music/search/suggest?q=quixo", v.access, NULL);
-		seen = res.body == NULL || strstr(res.body, "\"recent\"") != NULL;
-		http_free(&res);
-		if (seen)
-			sleep_ms(50);
-	}
-	expect(!seen);
+	expect(suggest_until(&v, "/api/music/search/suggest?q=quixo", "\"recent\"", 0));
 	it_psql("DELETE FROM tracks WHERE id = '%s'", id);
 }
 
