@@ -1113,7 +1113,6 @@ extern const struct route_table	device_route_table;
 extern const struct route_table	log_route_table;
 extern const struct route_table	jobs_route_table;
 
-
 /*
  * history.c: the search history, written at once when no request waits
  * and in batches under load. history_write() writes what waits (before a

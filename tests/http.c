@@ -88,6 +88,25 @@ discard(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
+void
+it_threads(pthread_t *th, int n, void *(*fn)(void *), void *arg)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, fn, arg) != 0)
+			abort();
+}
+
+void
+it_join(pthread_t *th, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 CURL *
 it_curl_handle(const char *url, long timeout_s)
 {

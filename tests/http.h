@@ -5,6 +5,7 @@
 #ifndef DJAMMS_TEST_HTTP_H
 #define DJAMMS_TEST_HTTP_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include <curl/curl.h>
@@ -65,6 +66,9 @@ int		 it_take_session(struct http_res *, struct it_session *);
  * discarded. The caller cleans it up.
  */
 CURL		*it_curl_handle(const char *url, long timeout_s);
+/* n threads th[] each running fn(arg); it_join() waits for them all. */
+void		 it_threads(pthread_t *th, int n, void *(*fn)(void *), void *arg);
+void		 it_join(pthread_t *th, int n);
 /* A fresh account named prefix + a unique suffix, IT_PASSWORD; 0 if made. */
 int		 it_new_user(const char *prefix, struct it_session *);
 /* A guest (POST /api/auth/anonymous); 0 if made. */

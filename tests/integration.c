@@ -116,20 +116,14 @@ load_thread(void *arg)
 static void
 load_start(struct load *l, pthread_t *th, int n)
 {
-	int	 i;
-
 	pthread_mutex_init(&l->mu, NULL);
-	for (i = 0; i < n; i++)
-		pthread_create(&th[i], NULL, load_thread, l);
+	it_threads(th, n, load_thread, l);
 }
 
 static void
 load_join(struct load *l, pthread_t *th, int n)
 {
-	int	 i;
-
-	for (i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
+	it_join(th, n);
 	if (l->failed > 0) {
 		int	 s;
 

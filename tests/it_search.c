@@ -597,25 +597,19 @@ static void
 search_load_start(struct search_load *l, pthread_t *th, int n,
     const struct it_session *s, const char *args, int each)
 {
-	int	 i;
-
 	memset(l, 0, sizeof(*l));
 	l->s = s;
 	l->args = args;
 	l->each = each;
 	pthread_mutex_init(&l->mu, NULL);
-	for (i = 0; i < n; i++)
-		pthread_create(&th[i], NULL, search_load_thread, l);
+	it_threads(th, n, search_load_thread, l);
 }
 
 /* Waits for the n threads. Returns how many searches were not a 200. */
 static int
 search_load_join(struct search_load *l, pthread_t *th, int n)
 {
-	int	 i;
-
-	for (i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
+	it_join(th, n);
 	pthread_mutex_destroy(&l->mu);
 	return l->failed;
 }
