@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ int			 worker_slot = -1;
 static int		 listen_sock = -1;
 extern pid_t		 master_pid;
 static volatile sig_atomic_t stop_requested;
+static int		 plain_close;	/* the listen socket is a unix socket */
 
 static void
 on_stop_signal(int sig)
@@ -130,6 +132,13 @@ worker_run(int slot, int listen_fd)
 	slot_state(SLOT_IDLE);
 
 	listen_sock = listen_fd;
+	{
+		struct sockaddr_storage	 ss;
+		socklen_t		 sslen = sizeof(ss);
+
+		plain_close = getsockname(listen_fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+		    ss.ss_family == AF_UNIX;
+	}
 	while (!stop_requested && (limit == 0 || served < limit)) {
 		struct pollfd	 pfd;
 		struct req	 r;
@@ -172,6 +181,19 @@ worker_run(int slot, int listen_fd)
 		req_init(&r, pool, &fr, fr.envp);
 		dispatch(&r);
 		drain_stdin(&fr);
+		/*
+		 * libfcgi ends a connection with shutdown(), then waits for
+		 * nginx to close its side and reads to the end before close():
+		 * on TCP, closing with data unread would reset the connection
+		 * and could drop the answer nginx has not read yet. On a unix
+		 * socket the answer is already in nginx's queue and a close
+		 * never discards it, and stdin was read to its end above; the
+		 * wait was a poll, a wakeup and a read per request, a fifth of
+		 * the worker's CPU on a page of tracks. Detached, the request
+		 * ends with a plain close().
+		 */
+		if (plain_close && !fr.keepConnection)
+			FCGX_Detach(&fr);
 		FCGX_Finish_r(&fr);
 		pool_reset(pool);
 		served++;

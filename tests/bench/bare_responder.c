@@ -2,6 +2,9 @@
  * tests/bench/bare_responder.c: the ceiling for `make bench`. The least a
  * libfcgi responder can do: N pre-forked processes answering a fixed JSON
  * body on a unix socket. djamms' trivial route is measured against it.
+ * Like the workers (fcgi/worker.c), it ends a connection with a plain
+ * close(), not libfcgi's shutdown-and-wait, which a unix socket does not
+ * need.
  * usage: bare_responder SOCKET_PATH NPROCS
  */
 #include <signal.h>
@@ -40,6 +43,8 @@ main(int argc, char **argv)
 			FCGX_InitRequest(&fr, fd, 0);
 			while (FCGX_Accept_r(&fr) >= 0) {
 				FCGX_PutStr(resp, sizeof(resp) - 1, fr.out);
+				if (!fr.keepConnection)
+					FCGX_Detach(&fr);
 				FCGX_Finish_r(&fr);
 			}
 			_exit(0);
