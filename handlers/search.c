@@ -1231,9 +1231,9 @@ music_search(struct req *r)
  * The two halves are cached apart, so that typing costs the database
  * nothing once a prefix was asked for: the library's suggestions for a
  * prefix are shared by everyone, with the library lists (listcache.c);
- * the caller's recent searches are kept in Redis stamped with their
- * search version (shver:<uid>, moved on by every search and by clearing
- * the history), so a search shows up in the next suggestion.
+ * the caller's recent searches are kept by each worker under the
+ * caller's history generation (suggest_recent() below), so a search
+ * shows up in the next suggestion.
  */
 #define SUGGEST_TTL_S	900
 #define RECENT_TTL_S	3600
