@@ -30,6 +30,8 @@ struct config {
 	const char	*listen_path;		/* DJAMMS_LISTEN */
 	const char	*socket_group;		/* DJAMMS_SOCKET_GROUP, may be NULL */
 	int		 workers;		/* DJAMMS_WORKERS */
+	int		 core_workers;		/* DJAMMS_CORE_WORKERS */
+	long		 spare_after_ms;	/* DJAMMS_SPARE_AFTER_MS */
 	long		 max_requests;		/* DJAMMS_MAX_REQUESTS */
 	long		 request_timeout_ms;	/* DJAMMS_REQUEST_TIMEOUT_MS */
 	long		 drain_timeout_ms;	/* DJAMMS_DRAIN_TIMEOUT_MS */

@@ -444,9 +444,9 @@ master_run(void)
 	spawn_watcher(sigfd);
 	for (i = 0; i < cfg.workers; i++)
 		spawn(i, sigfd);
-	log_info("pool started", "\"workers\":%d,\"max_requests\":%ld,"
-	    "\"request_timeout_ms\":%ld", cfg.workers, cfg.max_requests,
-	    cfg.request_timeout_ms);
+	log_info("pool started", "\"workers\":%d,\"core_workers\":%d,"
+	    "\"max_requests\":%ld,\"request_timeout_ms\":%ld", cfg.workers,
+	    cfg.core_workers, cfg.max_requests, cfg.request_timeout_ms);
 
 	for (;;) {
 		struct pollfd			 pfd = { sigfd, POLLIN, 0 };

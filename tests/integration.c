@@ -694,6 +694,34 @@ slow_request(void *arg)
 	return NULL;
 }
 
+/*
+ * The suite's pool has two core workers and two spares (tests/run-all).
+ * With both core workers and a spare on slow requests, the last spare
+ * still answers at once; the slow ones all finish.
+ */
+static void
+test_spares_answer_while_the_core_workers_are_busy(void)
+{
+	struct slow	 s[3];
+	pthread_t	 th[3];
+	struct http_res	 res;
+	int		 i;
+
+	memset(s, 0, sizeof(s));
+	for (i = 0; i < 3; i++)
+		pthread_create(&th[i], NULL, slow_request, &s[i]);
+	sleep_ms(400);
+	res = http_get("/api/health");
+	expect_status(&res, 200);
+	expect(res.seconds < 1.0);	/* not behind a 1.5 s request */
+	http_free(&res);
+	for (i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		expect(s[i].status == 200);
+	}
+	expect(sh("grep -q '\"core_workers\":2' %s/log/djamms.log", stack_dir) == 0);
+}
+
 static void
 test_graceful_stop_finishes_the_request_in_flight(void)
 {
@@ -890,6 +918,7 @@ static const struct it_test core_tests[] = {
 	T(test_redis_down_degrades_status_but_db_routes_still_answer),
 	T(test_workers_reconnect_after_postgres_restarts),
 	T(test_postgres_down_is_503_not_a_hang),
+	T(test_spares_answer_while_the_core_workers_are_busy),
 	T(test_graceful_stop_finishes_the_request_in_flight),
 	T(test_a_crash_loop_stops_the_pool),
 	T(test_migrate_is_idempotent_and_refuses_edited_files),
