@@ -201,8 +201,11 @@ config_load(enum config_need need)
 	}
 	cfg.socket_group = env_str("DJAMMS_SOCKET_GROUP", NULL, 0);
 	cfg.workers = (int)env_long("DJAMMS_WORKERS", 2 * ncpu, 1, 512);
-	/* the first core_workers take every request, the rest are spares (worker.c) */
-	cfg.core_workers = (int)env_long("DJAMMS_CORE_WORKERS", ncpu, 1, 512);
+	/*
+	 * The first core_workers take every request, the rest are spares
+	 * (worker.c); by default there are none.
+	 */
+	cfg.core_workers = (int)env_long("DJAMMS_CORE_WORKERS", cfg.workers, 1, 512);
 	if (cfg.core_workers > cfg.workers)
 		cfg.core_workers = cfg.workers;
 	cfg.spare_after_ms = env_long("DJAMMS_SPARE_AFTER_MS", 25, 1, 60000);

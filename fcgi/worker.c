@@ -68,19 +68,25 @@ worker_busy(void)
 }
 
 /*
- * Core and spare workers. The first DJAMMS_CORE_WORKERS (one per CPU)
- * take every request. More taking requests at once only share the
- * cores with each other and their Postgres backends: each request then
- * waits for a CPU in the middle of its work rather than before it, and
- * the tail grows (the tracks page from Postgres at 64 connections on
- * two cores, four workers against two, taken in turn: p99 20-69 ms
- * against 11-22 ms, at 9,900-11,700 against 10,000-13,600 req/s). The
- * others are spares for a core worker that is away: on one request for
- * longer than DJAMMS_SPARE_AFTER_MS (an upload, a login's hash, a slow
+ * Core and spare workers (opt-in: by default every worker is a core
+ * worker). The first DJAMMS_CORE_WORKERS take every request; the others
+ * are spares for a core worker that is away: on one request for longer
+ * than DJAMMS_SPARE_AFTER_MS (an upload, a login's hash, a slow
  * statement) or not running (starting, or replaced after a crash). A
  * spare does not wait on the listening socket, where it could take the
  * wakeup of a new connection that an idle core worker should have had;
  * it looks every SPARE_POLL_MS.
+ *
+ * Why one would: more workers taking requests than there are CPUs only
+ * share the CPUs with each other and their Postgres backends, and a
+ * request waits for a CPU in the middle of its work. Why it is not the
+ * default: a route that waits on Postgres or Redis leaves its CPU idle
+ * with fewer workers. make bench on two cores, four workers against two
+ * core workers and two spares: search at a million tracks p99 26.7-31.6
+ * -> 22.7 ms flat out and 26.0 -> 12.5 ms paced to half; but likes at
+ * 64 connections 11,160 -> 6,993 req/s, a 1,000-track playlist at 16
+ * connections 1,247 -> 1,125 req/s, and the cached tracks page's p99
+ * flat out 15.0 -> 26.9 ms.
  */
 #define SPARE_POLL_MS	5
 
