@@ -191,6 +191,11 @@ int		 master_run(void);
 void		 worker_run(int slot, int listen_fd) __attribute__((noreturn));
 /* Whether a request waits for a worker of this pool (0 outside one). */
 int		 worker_busy(void);
+/*
+ * How long slot s has been on its current request at now (microseconds);
+ * 0 when it is on none, or began it after now was read.
+ */
+uint64_t	 slot_busy_us(const struct pool_slot *s, uint64_t now);
 /* Snapshot of the counters. OUT: *alive, *busy. */
 void		 pool_counts(int *alive, int *busy);
 

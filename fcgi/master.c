@@ -302,27 +302,33 @@ reap(void)
 	}
 }
 
+uint64_t
+slot_busy_us(const struct pool_slot *s, uint64_t now)
+{
+	uint64_t	 since;
+
+	if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_BUSY)
+		return 0;
+	since = __atomic_load_n(&s->busy_since_us, __ATOMIC_RELAXED);
+	/*
+	 * A request may have begun after now was read: its start is later
+	 * than now, and now - since would wrap to a huge age (a worker
+	 * answering in microseconds was killed so).
+	 */
+	return since >= now ? 0 : now - since;
+}
+
 static void
 check_deadlines(void)
 {
 	uint64_t	 now = now_us(), limit = (uint64_t)cfg.request_timeout_ms * 1000;
-	uint64_t	 since;
 	uint32_t	 i;
 
 	for (i = 0; i < pool_shm->nslots; i++) {
 		struct pool_slot	*s = &pool_shm->slots[i];
 		char			 route[200];
 
-		if (s->pid <= 0 || ctl[i].deadline_killed ||
-		    __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SLOT_BUSY)
-			continue;
-		since = __atomic_load_n(&s->busy_since_us, __ATOMIC_RELAXED);
-		/*
-		 * A request may have begun after now was read: its start is
-		 * later than now, and now - since would wrap to a huge age (a
-		 * worker answering in microseconds was killed so).
-		 */
-		if (since >= now || now - since <= limit)
+		if (s->pid <= 0 || ctl[i].deadline_killed || slot_busy_us(s, now) <= limit)
 			continue;
 		json_escape_into(route, 0, sizeof(route), s->route);
 		log_error("request deadline exceeded; killing worker",

@@ -97,21 +97,15 @@ static int
 core_away(void)
 {
 	uint64_t	 now = now_us(), after = (uint64_t)cfg.spare_after_ms * 1000;
-	uint64_t	 since;
 	int		 i;
 
-	for (i = 0; i < cfg.core_workers && i < (int)pool_shm->nslots; i++) {
+	/* config.c keeps core_workers within the pool's slots */
+	for (i = 0; i < cfg.core_workers; i++) {
 		struct pool_slot	*s = &pool_shm->slots[i];
 		uint32_t		 st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
-		if (st == SLOT_IDLE)
+		if (st == SLOT_IDLE || (st == SLOT_BUSY && slot_busy_us(s, now) < after))
 			continue;
-		if (st == SLOT_BUSY) {
-			since = __atomic_load_n(&s->busy_since_us, __ATOMIC_RELAXED);
-			/* begun after now was read: fresh (no wrap) */
-			if (since >= now || now - since < after)
-				continue;
-		}
 		return 1;
 	}
 	return 0;
