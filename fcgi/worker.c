@@ -104,9 +104,9 @@ core_away(void)
 		struct pool_slot	*s = &pool_shm->slots[i];
 		uint32_t		 st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
-		if (st == SLOT_IDLE || (st == SLOT_BUSY && slot_busy_us(s, now) < after))
-			continue;
-		return 1;
+		/* slot_busy_us() is 0 for a slot on no request */
+		if ((st != SLOT_IDLE && st != SLOT_BUSY) || slot_busy_us(s, now) >= after)
+			return 1;
 	}
 	return 0;
 }
@@ -124,7 +124,8 @@ spare_wait(int wait_ms, const sigset_t *mask)
 		struct timespec	 ts = { 0, SPARE_POLL_MS * 1000000L };
 		uint64_t	 now;
 
-		if (worker_busy() && core_away())
+		/* shared memory first: worker_busy() is a system call */
+		if (core_away() && worker_busy())
 			return 1;
 		if (wait_ms >= 0) {
 			if ((now = now_us()) >= end)
@@ -146,7 +147,7 @@ worker_run(int slot, int listen_fd)
 	struct mpool		*pool;
 	long			 limit = cfg.max_requests, served = 0;
 	struct epoll_event	 ev, got;
-	int			 epfd;
+	int			 epfd = -1;
 
 	worker_slot = slot;
 	/* Die with the master; check it did not die before prctl. */
@@ -185,11 +186,12 @@ worker_run(int slot, int listen_fd)
 	library_recover();
 	spell_preload();
 
-	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+	/* a spare never waits on the socket (spare_wait()) */
+	spare = pool_shm != NULL && slot >= cfg.core_workers;
+	if (!spare && (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_error("epoll_create1 failed", "\"errno\":%d", errno);
 		exit(1);
 	}
-	spare = pool_shm != NULL && slot >= cfg.core_workers;
 	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.fd = listen_fd;
 	if (!spare && epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
@@ -280,7 +282,8 @@ worker_run(int slot, int listen_fd)
 
 	history_write();
 	slot_state(SLOT_EMPTY);
-	close(epfd);
+	if (epfd >= 0)
+		close(epfd);
 	FCGX_Free(&fr, 1);
 	pool_free(pool);
 	auth_cache_free();
