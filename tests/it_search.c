@@ -368,6 +368,65 @@ test_search_empty_query_lists_everything_with_a_cursor(void)
 }
 
 /*
+ * Every page of the ranked results for word, 50 at a time: OUT: ids[] and
+ * pops[] (popularity) in order, at most max; *total as the first page
+ * said; returns how many, *pages how many pages it took. -1 on a bad page.
+ */
+static int
+search_walk(const char *word, char ids[][37], int *pops, int max, long long *total,
+    int *pages)
+{
+	char	 args[400], cursor[256] = "";
+	int	 n = 0, i;
+
+	*total = -1;
+	for (*pages = 0; *pages < 20; ) {
+		struct http_res	 res;
+		const char	*next;
+
+		snprintf(args, sizeof(args), "q=%s&type=track&limit=50%s%s", word,
+		    cursor[0] ? "&cursor=" : "", cursor);
+		res = search(&u, args);
+		if (res.status != 200) {
+			http_free(&res);
+			return -1;
+		}
+		if (*total < 0)
+			*total = json_int(&res, "total", -1);
+		for (i = 0; i < 50 && n < max; i++) {
+			char		 key[32];
+			const char	*id;
+
+			snprintf(key, sizeof(key), "tracks.%d.id", i);
+			if ((id = json_str(&res, key)) == NULL)
+				break;
+			snprintf(ids[n], 37, "%s", id);
+			snprintf(key, sizeof(key), "tracks.%d.popularity", i);
+			pops[n++] = (int)json_int(&res, key, -1);
+		}
+		next = json_str(&res, "next_cursor");
+		snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
+		http_free(&res);
+		++*pages;
+		if (cursor[0] == '\0')
+			break;
+	}
+	return n;
+}
+
+/* How many of ids[0..n) appear twice. */
+static int
+dups(char ids[][37], int n)
+{
+	int	 d = 0, i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < i; j++)
+			d += strcmp(ids[i], ids[j]) == 0;
+	return d;
+}
+
+/*
  * Ranked results page past the caller's lifted window (the best 200 by
  * text and popularity): a walk in pages of 50 sees every hit once, as
  * many as the total says, and the last page says there is no next one.
@@ -376,48 +435,71 @@ static void
 test_search_pages_reach_every_hit(void)
 {
 	static char	 seen[600][37];
-	char		 args[400], cursor[256] = "", word[32];
-	int		 nseen = 0, pages = 0, dup = 0, mine, i, j;
-	long long	 total = -1;
+	static int	 pops[600];
+	char		 word[32];
+	int		 nseen, pages, mine;
+	long long	 total;
 
 	expect(fixtures() == 0);
 	snprintf(word, sizeof(word), "pagewalk%ld", run_id);
 	it_psql("INSERT INTO tracks (title, artist, album, genre, duration, year,"
 	    " popularity, source) SELECT '%s ' || g, 'Walker %ld', 'Walks', 'walk',"
 	    " 200, 1990, g %% 101, 'catalog' FROM generate_series(1, 230) g", word, run_id);
-	for (;;) {
-		struct http_res	 res;
-		const char	*next;
-
-		snprintf(args, sizeof(args), "q=%s&type=track&limit=50%s%s", word,
-		    cursor[0] ? "&cursor=" : "", cursor);
-		res = search(&u, args);
-		expect_status(&res, 200);
-		if (total < 0)
-			total = json_int(&res, "total", -1);
-		for (i = 0; i < 50 && nseen < 600; i++) {
-			char		 key[32];
-			const char	*id;
-
-			snprintf(key, sizeof(key), "tracks.%d.id", i);
-			if ((id = json_str(&res, key)) == NULL)
-				break;
-			for (j = 0; j < nseen; j++)
-				dup += strcmp(seen[j], id) == 0;
-			snprintf(seen[nseen++], 37, "%s", id);
-		}
-		next = json_str(&res, "next_cursor");
-		snprintf(cursor, sizeof(cursor), "%s", next ? next : "");
-		http_free(&res);
-		if (++pages > 12 || cursor[0] == '\0')
-			break;
-	}
+	nseen = search_walk(word, seen, pops, 600, &total, &pages);
 	mine = atoi(it_psql("SELECT count(*) FROM tracks WHERE title LIKE '%s %%'", word));
 	expect(mine == 230);
 	expect(total >= 230);
 	expect(nseen == total);
-	expect(dup == 0);
+	expect(dups(seen, nseen) == 0);
 	expect(pages == 5);
+}
+
+/*
+ * A search ranks the 500 most popular of its matches. They are asked of
+ * the popular band's index (popularity 25 and over) first and of the
+ * rest's for what the band leaves (sql/021_search_bands.sql): with the
+ * band short of 500 (about 450 of 600 matches in it) and with the band
+ * holding more (about 530 of 700), the hits are exactly the 500 most
+ * popular, by popularity and then id, each once.
+ */
+static void
+test_search_keeps_the_most_popular_across_the_band(void)
+{
+	static char	 seen[600][37];
+	static int	 pops[600];
+	const int	 sizes[] = { 600, 700 };
+	int		 c;
+
+	expect(fixtures() == 0);
+	for (c = 0; c < 2; c++) {
+		char		 word[32], last[64];
+		const char	*id500;
+		long long	 total;
+		int		 n, pages, p500, above = 0, in_band, i;
+
+		snprintf(word, sizeof(word), "bandwalk%d%ld", c, run_id);
+		it_psql("INSERT INTO tracks (title, artist, album, genre, duration, year,"
+		    " popularity, source) SELECT '%s ' || g, 'Bander %ld', 'Bands', 'band',"
+		    " 200, 1990, g %% 101, 'catalog' FROM generate_series(1, %d) g", word,
+		    run_id, sizes[c]);
+		in_band = atoi(it_psql("SELECT count(*) FROM tracks WHERE title LIKE '%s %%'"
+		    " AND popularity >= 25", word));
+		expect(c == 0 ? in_band < 500 : in_band > 500);
+		/* the 500th of the most popular: popularity, then id */
+		snprintf(last, sizeof(last), "%s", it_psql("SELECT popularity || ' ' || id"
+		    " FROM tracks WHERE title LIKE '%s %%' ORDER BY popularity DESC, id"
+		    " OFFSET 499 LIMIT 1", word));
+		p500 = atoi(last);
+		id500 = strchr(last, ' ') ? strchr(last, ' ') + 1 : "";
+		n = search_walk(word, seen, pops, 600, &total, &pages);
+		expect(total == 500);
+		expect(n == 500);
+		expect(dups(seen, n) == 0);
+		for (i = 0; i < n; i++)
+			above += pops[i] > p500 ||
+			    (pops[i] == p500 && strcmp(seen[i], id500) <= 0);
+		expect(above == 500);
+	}
 }
 
 static void
@@ -875,6 +957,7 @@ const struct it_test search_tests[] = {
 	T(test_search_sees_writes_at_once),
 	T(test_search_empty_query_lists_everything_with_a_cursor),
 	T(test_search_pages_reach_every_hit),
+	T(test_search_keeps_the_most_popular_across_the_band),
 	T(test_search_history_click_suggest_and_popular),
 	T(test_search_records_each_search_once),
 	T(test_search_history_under_load_keeps_every_search),
