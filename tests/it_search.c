@@ -490,7 +490,8 @@ test_search_keeps_the_most_popular_across_the_band(void)
 		    " FROM tracks WHERE title LIKE '%s %%' ORDER BY popularity DESC, id"
 		    " OFFSET 499 LIMIT 1", word));
 		p500 = atoi(last);
-		id500 = strchr(last, ' ') ? strchr(last, ' ') + 1 : "";
+		id500 = strchr(last, ' ');
+		id500 = id500 != NULL ? id500 + 1 : "";
 		n = search_walk(word, seen, pops, 600, &total, &pages);
 		expect(total == 500);
 		expect(n == 500);
