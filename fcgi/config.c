@@ -199,8 +199,24 @@ config_load(enum config_need need)
 		    "unix socket path may be (99 bytes)\n", cfg.listen_path);
 		bad++;
 	}
+	/*
+	 * Searches have a socket and workers of their own (master.c): as
+	 * many as there are CPUs by default.
+	 */
+	cfg.search_listen_path = env_str("DJAMMS_SEARCH_LISTEN",
+	    "/run/djamms/djamms-search.sock", 0);
+	if (strlen(cfg.search_listen_path) >= 100) {
+		fprintf(stderr, "djamms: DJAMMS_SEARCH_LISTEN=\"%s\" is longer than a "
+		    "unix socket path may be (99 bytes)\n", cfg.search_listen_path);
+		bad++;
+	} else if (strcmp(cfg.search_listen_path, cfg.listen_path) == 0) {
+		fprintf(stderr, "djamms: DJAMMS_SEARCH_LISTEN is DJAMMS_LISTEN; "
+		    "searches need a socket of their own\n");
+		bad++;
+	}
 	cfg.socket_group = env_str("DJAMMS_SOCKET_GROUP", NULL, 0);
 	cfg.workers = (int)env_long("DJAMMS_WORKERS", 2 * ncpu, 1, 512);
+	cfg.search_workers = (int)env_long("DJAMMS_SEARCH_WORKERS", ncpu, 1, 512);
 	/*
 	 * The first core_workers take every request, the rest are spares
 	 * (worker.c); by default there are none.

@@ -28,9 +28,11 @@ struct FCGX_Request;
 
 struct config {
 	const char	*listen_path;		/* DJAMMS_LISTEN */
+	const char	*search_listen_path;	/* DJAMMS_SEARCH_LISTEN */
 	const char	*socket_group;		/* DJAMMS_SOCKET_GROUP, may be NULL */
 	int		 workers;		/* DJAMMS_WORKERS */
 	int		 core_workers;		/* DJAMMS_CORE_WORKERS */
+	int		 search_workers;	/* DJAMMS_SEARCH_WORKERS */
 	long		 spare_after_ms;	/* DJAMMS_SPARE_AFTER_MS */
 	long		 max_requests;		/* DJAMMS_MAX_REQUESTS */
 	long		 request_timeout_ms;	/* DJAMMS_REQUEST_TIMEOUT_MS */
@@ -173,12 +175,14 @@ struct pool_slot {
 };
 
 struct pool_shared {
-	uint32_t	 nslots;
+	uint32_t	 nslots;	/* the API's workers, then search's */
+	uint32_t	 nsearch;	/* the last nsearch of them */
 	uint64_t	 master_started_us;
 	uint64_t	 restarts;
 	uint64_t	 crashes;
 	uint64_t	 deadline_kills;
 	uint64_t	 requests_total;
+	uint64_t	 search_requests_total;	/* of them, by search's workers */
 	uint32_t	 draining;
 	sem_t		 hash_sem;	/* password hashes at once, pool-wide */
 	struct pool_slot slots[];

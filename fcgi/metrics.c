@@ -415,8 +415,18 @@ metrics_render(struct mpool *pool, size_t *len)
 		    "# TYPE djamms_pool_workers gauge\n"
 		    "djamms_pool_workers{state=\"configured\"} %u\n"
 		    "djamms_pool_workers{state=\"alive\"} %d\n"
-		    "djamms_pool_workers{state=\"busy\"} %d\n",
-		    pool_shm->nslots, alive, busy);
+		    "djamms_pool_workers{state=\"busy\"} %d\n"
+		    "# HELP djamms_pool_search_workers Of the pool's workers, those on "
+		    "the search socket.\n"
+		    "# TYPE djamms_pool_search_workers gauge\n"
+		    "djamms_pool_search_workers %u\n"
+		    "# HELP djamms_pool_search_requests_total Requests answered by "
+		    "the workers on the search socket.\n"
+		    "# TYPE djamms_pool_search_requests_total counter\n"
+		    "djamms_pool_search_requests_total %llu\n",
+		    pool_shm->nslots, alive, busy, pool_shm->nsearch,
+		    (unsigned long long)__atomic_load_n(&pool_shm->search_requests_total,
+		    __ATOMIC_RELAXED));
 		put(&b, "# HELP djamms_pool_worker_restarts_total Workers replaced "
 		    "(recycled after their request quota, or reloaded).\n"
 		    "# TYPE djamms_pool_worker_restarts_total counter\n"

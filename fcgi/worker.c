@@ -91,6 +91,7 @@ worker_busy(void)
 #define SPARE_POLL_MS	5
 
 static int	 spare;
+static int	 searcher;	/* one of search's workers (master.c) */
 
 /* Whether a core worker is away: not running, or on one request too long. */
 static int
@@ -154,7 +155,9 @@ worker_run(int slot, int listen_fd)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(0);
-	prctl(PR_SET_NAME, "djamms-worker");
+	/* search's workers come after the API's (master.c) */
+	searcher = pool_shm != NULL && slot >= cfg.workers;
+	prctl(PR_SET_NAME, searcher ? "djamms-search" : "djamms-worker");
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;		/* no SA_RESTART */
@@ -186,8 +189,8 @@ worker_run(int slot, int listen_fd)
 	library_recover();
 	spell_preload();
 
-	/* a spare never waits on the socket (spare_wait()) */
-	spare = pool_shm != NULL && slot >= cfg.core_workers;
+	/* a spare never waits on the socket (spare_wait()); search has none */
+	spare = pool_shm != NULL && slot >= cfg.core_workers && !searcher;
 	if (!spare && (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		log_error("epoll_create1 failed", "\"errno\":%d", errno);
 		exit(1);
@@ -277,6 +280,9 @@ worker_run(int slot, int listen_fd)
 			    __ATOMIC_RELAXED);
 			__atomic_add_fetch(&pool_shm->requests_total, 1,
 			    __ATOMIC_RELAXED);
+			if (searcher)
+				__atomic_add_fetch(&pool_shm->search_requests_total, 1,
+				    __ATOMIC_RELAXED);
 		}
 	}
 

@@ -176,6 +176,9 @@ check_pool(int *ok)
 	*ok = alive * 2 >= (int)pool_shm->nslots && !pool_shm->draining;
 	json_object_object_add(o, "status", json_object_new_string(*ok ? "ok" : "down"));
 	json_object_object_add(o, "workers", json_object_new_int((int)pool_shm->nslots));
+	/* of them, on the search socket (master.c) */
+	json_object_object_add(o, "search_workers", json_object_new_int(
+	    (int)pool_shm->nsearch));
 	json_object_object_add(o, "alive", json_object_new_int(alive));
 	json_object_object_add(o, "busy", json_object_new_int(busy));
 	json_object_object_add(o, "restarts", json_object_new_int64(
@@ -186,6 +189,9 @@ check_pool(int *ok)
 	    (int64_t)__atomic_load_n(&pool_shm->deadline_kills, __ATOMIC_RELAXED)));
 	json_object_object_add(o, "requests_served", json_object_new_int64(
 	    (int64_t)__atomic_load_n(&pool_shm->requests_total, __ATOMIC_RELAXED)));
+	json_object_object_add(o, "search_requests_served", json_object_new_int64(
+	    (int64_t)__atomic_load_n(&pool_shm->search_requests_total,
+	    __ATOMIC_RELAXED)));
 	json_object_object_add(o, "uptime_s", json_object_new_int64(
 	    (int64_t)((now_us() - pool_shm->master_started_us) / 1000000)));
 	return o;

@@ -10,14 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "http.h"
+
+/* tests/run-all: DJAMMS_WORKERS=4 for the API, DJAMMS_SEARCH_WORKERS=1 */
+#define POOL_SLOTS	5
 
 static const char	*stack_dir, *top;
 
@@ -183,8 +188,10 @@ test_status_is_200_when_everything_is_up(void)
 	expect_json_str(&res, "checks.redis.status", "ok");
 	expect_json_str(&res, "checks.storage.status", "ok");
 	expect_json_str(&res, "checks.pool.status", "ok");
-	expect(json_int(&res, "checks.pool.workers", 0) == 4);
-	expect(json_int(&res, "checks.pool.alive", 0) == 4);
+	/* tests/run-all: 4 workers for the API, 1 for search */
+	expect(json_int(&res, "checks.pool.workers", 0) == POOL_SLOTS);
+	expect(json_int(&res, "checks.pool.search_workers", 0) == 1);
+	expect(json_int(&res, "checks.pool.alive", 0) == POOL_SLOTS);
 	http_free(&res);
 }
 
@@ -436,6 +443,180 @@ test_socket_is_private_0660(void)
 	expect(stat(path, &st) == 0);
 	expect(S_ISSOCK(st.st_mode));
 	expect((st.st_mode & 0777) == 0660);
+	snprintf(path, sizeof(path), "%s/run/djamms-search.sock", stack_dir);
+	expect(stat(path, &st) == 0);
+	expect(S_ISSOCK(st.st_mode));
+	expect((st.st_mode & 0777) == 0660);
+}
+
+/* One FastCGI name-value pair at b[*o] (names and values under 128 bytes). */
+static void
+fcgi_pair(unsigned char *b, size_t *o, const char *name, const char *value)
+{
+	size_t	 n = strlen(name), v = strlen(value);
+
+	b[(*o)++] = (unsigned char)n;
+	b[(*o)++] = (unsigned char)v;
+	memcpy(b + *o, name, n);
+	*o += n;
+	memcpy(b + *o, value, v);
+	*o += v;
+}
+
+/* A FastCGI record header of type t with len bytes of content, request 1. */
+static void
+fcgi_header(unsigned char *b, size_t *o, int t, size_t len)
+{
+	unsigned char	 h[8] = { 1, (unsigned char)t, 0, 1, (unsigned char)(len >> 8),
+			    (unsigned char)len, 0, 0 };
+
+	memcpy(b + *o, h, 8);
+	*o += 8;
+}
+
+/*
+ * GET uri from the FastCGI responder on the unix socket at path, as nginx
+ * would ask it; what the responder wrote (headers and body) into out.
+ * -1 if the socket does not answer.
+ */
+static int
+fcgi_get(const char *path, const char *uri, char *out, size_t cap)
+{
+	static const unsigned char begin[8] = { 0, 1, 0, 0, 0, 0, 0, 0 };
+	unsigned char		 req[1024], params[512], h[8], *body;
+	size_t			 o = 0, p = 0, len = 0;
+	struct sockaddr_un	 sun;
+	int			 fd, done = 0;
+
+	fcgi_pair(params, &p, "REQUEST_METHOD", "GET");
+	fcgi_pair(params, &p, "REQUEST_URI", uri);
+	fcgi_pair(params, &p, "QUERY_STRING", "");
+	fcgi_pair(params, &p, "REQUEST_ID", "0123456789abcdef0123456789abcdef");
+	fcgi_pair(params, &p, "REMOTE_ADDR", "127.0.0.1");
+	fcgi_pair(params, &p, "SERVER_PROTOCOL", "HTTP/1.1");
+	fcgi_header(req, &o, 1, sizeof(begin));		/* BEGIN_REQUEST */
+	memcpy(req + o, begin, sizeof(begin));
+	req[o + 1] = 1;					/* role: responder */
+	o += sizeof(begin);
+	fcgi_header(req, &o, 4, p);			/* PARAMS */
+	memcpy(req + o, params, p);
+	o += p;
+	fcgi_header(req, &o, 4, 0);
+	fcgi_header(req, &o, 5, 0);			/* STDIN, empty */
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    write(fd, req, o) != (ssize_t)o) {
+		close(fd);
+		return -1;
+	}
+	body = malloc(65536 + 256);
+	while (!done && body != NULL) {
+		size_t	 n, pad, got = 0;
+
+		while (got < 8) {
+			ssize_t	 r = read(fd, h + got, 8 - got);
+
+			if (r <= 0)
+				goto out;
+			got += (size_t)r;
+		}
+		n = ((size_t)h[4] << 8 | h[5]);
+		pad = h[6];
+		for (got = 0; got < n + pad; ) {
+			ssize_t	 r = read(fd, body + got, n + pad - got);
+
+			if (r <= 0)
+				goto out;
+			got += (size_t)r;
+		}
+		if (h[1] == 6 && len + n < cap) {		/* STDOUT */
+			memcpy(out + len, body, n);
+			len += n;
+		}
+		done = h[1] == 3;				/* END_REQUEST */
+	}
+out:
+	free(body);
+	close(fd);
+	out[len < cap ? len : cap - 1] = '\0';
+	return done ? 0 : -1;
+}
+
+/*
+ * Under systemd, djamms.socket passes the API's socket (fd 3) and then
+ * search's (fd 4); a djamms.socket of an older install passes the API's
+ * alone, and the pool binds the search socket itself. A pool of its own,
+ * started as systemd would (systemd-socket-activate), answers on each.
+ */
+static void
+test_socket_activation_passes_both_sockets(void)
+{
+	char		 dir[] = "/tmp/djamms-activate.XXXXXX", path[300], out[8192];
+	int		 fds;
+
+	if (sh("command -v systemd-socket-activate >/dev/null") != 0) {
+		t_fail(__FILE__, __LINE__, "systemd-socket-activate is not installed");
+		return;
+	}
+	expect(mkdtemp(dir) != NULL);
+	for (fds = 2; fds >= 1; fds--) {
+		const char	*search = fds == 2 ? "search.sock" : "bound.sock";
+		int		 i, rc = -1;
+
+		snprintf(path, sizeof(path), "%s/search.sock", dir);
+
+		/*
+		 * It waits for a first connection before it starts the pool,
+		 * and passes only the variables named with -E.
+		 */
+		expect(sh("cd %s && eval \"$(%s/tools/stack env %s)\" && "
+		    "export DJAMMS_WORKERS=1 DJAMMS_SEARCH_WORKERS=1 "
+		    "DJAMMS_LOG_FILE=%s/pool%d.log DJAMMS_LISTEN=%s/unused.sock "
+		    "DJAMMS_SEARCH_LISTEN=%s/bound.sock && "
+		    "set -- $(env | grep -o '^DJAMMS_[A-Z0-9_]*' | sed 's/^/-E /') && "
+		    "(setsid systemd-socket-activate -l %s/api.sock %s%s \"$@\" "
+		    "-E PATH -E ASAN_OPTIONS -E UBSAN_OPTIONS -E VALGRIND_LOG_DIR "
+		    "\"$DJAMMS_BIN\" serve >/dev/null 2>&1 & echo $! >%s/pid)",
+		    top, top, stack_dir, dir, fds, dir, dir, dir,
+		    fds == 2 ? "-l " : "", fds == 2 ? path : "", dir) == 0);
+		for (i = 0; i < 100 && sh("test -S %s/api.sock", dir) != 0; i++)
+			sleep_ms(50);
+		/* the first request starts the pool: workers connect, then answer */
+		snprintf(path, sizeof(path), "%s/api.sock", dir);
+		rc = fcgi_get(path, "/api/health", out, sizeof(out));
+		if (rc != 0 || strstr(out, "\"status\":\"ok\"") == NULL)
+			t_fail(__FILE__, __LINE__, "the API's socket (%d fds): %d %.200s",
+			    fds, rc, out);
+		snprintf(path, sizeof(path), "%s/%s", dir, search);
+		for (i = 0; i < 100 && sh("test -S %s", path) != 0; i++)
+			sleep_ms(50);
+		rc = fcgi_get(path, "/api/health", out, sizeof(out));
+		if (rc != 0 || strstr(out, "\"status\":\"ok\"") == NULL)
+			t_fail(__FILE__, __LINE__, "the search socket (%d fds): %d %.200s",
+			    fds, rc, out);
+		expect(sh("grep -q '\"fd\":3' %s/pool%d.log", dir, fds) == 0);
+		if (fds == 2)
+			expect(sh("grep -q '\"fd\":4,\"for\":\"search\"' %s/pool%d.log",
+			    dir, fds) == 0);
+		else
+			expect(sh("grep -q '\"socket\":\"%s/bound.sock\"' %s/pool%d.log",
+			    dir, dir, fds) == 0);
+		expect(sh("test ! -e %s/unused.sock", dir) == 0);
+		/* systemd-socket-activate execs the pool: its pid is the master's */
+		expect(sh("kill -TERM $(cat %s/pid); for i in $(seq 1 100); do "
+		    "kill -0 $(cat %s/pid) 2>/dev/null || exit 0; sleep 0.1; done; exit 1",
+		    dir, dir) == 0);
+		/* a socket the pool bound is gone with it */
+		expect(sh("test ! -e %s/bound.sock", dir) == 0);
+		sh("rm -f %s/api.sock %s/search.sock", dir, dir);
+	}
+	if (!t_failed_now)
+		sh("rm -rf %s", dir);
 }
 
 static void
@@ -475,7 +656,7 @@ test_killed_worker_is_respawned_and_nginx_keeps_serving(void)
 	expect(l.ok > 100);
 	expect(wait_status("/api/health", 200, 3000));
 	sleep_ms(500);
-	expect(status_counter("alive") == 4);
+	expect(status_counter("alive") == POOL_SLOTS);
 	expect(status_counter("restarts") > restarts);
 }
 
@@ -510,9 +691,9 @@ test_reload_replaces_every_worker_without_dropping_requests(void)
 			t_fail(__FILE__, __LINE__, "worker %s survived the reload", tok);
 	}
 	/* a loaded machine (sanitizers) may take a moment to start the last */
-	for (waited = 0; waited < 30 && status_counter("alive") != 4; waited++)
+	for (waited = 0; waited < 30 && status_counter("alive") != POOL_SLOTS; waited++)
 		sleep_ms(100);
-	expect(status_counter("alive") == 4);
+	expect(status_counter("alive") == POOL_SLOTS);
 }
 
 static void
@@ -571,7 +752,7 @@ test_a_crashing_worker_is_respawned_with_back_off(void)
 	expect(sh("grep '\"msg\":\"worker died\"' %s/log/djamms.log | "
 	    "grep -q '\"route\":\"/api/_test/crash\"'", stack_dir) == 0);
 	sleep_ms(500);
-	expect(status_counter("alive") == 4);
+	expect(status_counter("alive") == POOL_SLOTS);
 }
 
 static void
@@ -778,6 +959,12 @@ test_bad_configuration_is_refused_with_a_clear_message(void)
 	    "2>&1; echo rc=$?", getenv("DJAMMS_BIN"));
 	expect(strstr(out, "at least 32 are required") != NULL);
 	expect(strstr(out, "rc=78") != NULL);
+	out = sh_out("env -i DJAMMS_DATABASE_URL=x DJAMMS_SEARCH_WORKERS=0 "
+	    "DJAMMS_LISTEN=/run/x.sock DJAMMS_SEARCH_LISTEN=/run/x.sock %s check-config "
+	    "2>&1; echo rc=$?", getenv("DJAMMS_BIN"));
+	expect(strstr(out, "DJAMMS_SEARCH_WORKERS=\"0\"") != NULL);
+	expect(strstr(out, "searches need a socket of their own") != NULL);
+	expect(strstr(out, "rc=78") != NULL);
 }
 
 static void
@@ -856,7 +1043,8 @@ test_metrics_count_the_whole_pool_and_pass_promtool(void)
 	expect(strstr(http_header(&res, "Content-Type"), "text/plain; version=0.0.4") != NULL);
 	expect(strstr(res.body, "djamms_http_request_duration_seconds_bucket{route="
 	    "\"/api/health\",method=\"GET\",le=\"+Inf\"}") != NULL);
-	expect(strstr(res.body, "djamms_pool_workers{state=\"alive\"} 4") != NULL);
+	expect(strstr(res.body, "djamms_pool_workers{state=\"alive\"} 5") != NULL);
+	expect(strstr(res.body, "djamms_pool_search_workers 1") != NULL);
 	expect(strstr(res.body, "djamms_db_errors_total{kind=\"connection\"}") != NULL);
 	expect(strstr(res.body, "djamms_jobs_queued{queue=\"bulk\"}") != NULL);
 	snprintf(path, sizeof(path), "%s/metrics.txt", stack_dir);
@@ -909,6 +1097,7 @@ static const struct it_test core_tests[] = {
 	T(test_auth_routes_are_rate_limited_with_429_json),
 	T(test_gzip_applies_to_json),
 	T(test_socket_is_private_0660),
+	T(test_socket_activation_passes_both_sockets),
 	T(test_recycled_workers_lose_no_requests),
 	T(test_killed_worker_is_respawned_and_nginx_keeps_serving),
 	T(test_reload_replaces_every_worker_without_dropping_requests),

@@ -950,9 +950,59 @@ test_search_relevance_set(void)
 	expect(hits * 100 >= n * 95);
 }
 
+/*
+ * Searches go to the search socket's workers (nginx's djamms_search
+ * upstream), and nothing else does: suggest and the rest of the API stay
+ * with the API's workers. The pool's status counts what each answered.
+ */
+static long long
+search_served(void)
+{
+	struct http_res	 res = http_get("/api/system/status");
+	long long	 n = json_int(&res, "checks.pool.search_requests_served", -1);
+
+	http_free(&res);
+	return n;
+}
+
+static void
+test_search_has_workers_of_its_own(void)
+{
+	struct http_res	 res;
+	long long	 before, after;
+	int		 i;
+
+	expect(fixtures() == 0);
+	before = search_served();
+	expect(before >= 0);
+	for (i = 0; i < 3; i++) {
+		res = search(&u, "q=hotel");
+		expect_status(&res, 200);
+		http_free(&res);
+	}
+	/* counted after the answer went out: give the worker a moment */
+	for (i = 0; i < 20 && (after = search_served()) < before + 3; i++)
+		sleep_ms(50);
+	expect(after == before + 3);
+	res = http_bearer("GET", "/api/music/search/suggest?q=hot", u.access, NULL);
+	expect_status(&res, 200);
+	http_free(&res);
+	res = http_bearer("GET", "/api/music/tracks?limit=5", u.access, NULL);
+	expect_status(&res, 200);
+	http_free(&res);
+	sleep_ms(100);
+	expect(search_served() == after);
+	/* the search socket's workers answer in the one error shape too */
+	res = search(&u, "q=hotel&limit=zero");
+	expect_status(&res, 400);
+	expect(json_str(&res, "error.code") != NULL);
+	http_free(&res);
+}
+
 const struct it_test search_tests[] = {
 #define T(f) { #f, f }
 	T(test_search_forgives_typos_accents_and_word_order),
+	T(test_search_has_workers_of_its_own),
 	T(test_search_says_what_it_corrected_and_counts_facets),
 	T(test_search_short_words_forgive_two_slips_not_two_wrong_letters),
 	T(test_search_sees_writes_at_once),
