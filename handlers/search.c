@@ -33,14 +33,16 @@
 #define RANK_CANDS	8	/* candidates per word in the ranking query */
 /*
  * The most popular matches ranked, at most: scoring them is most of a
- * broad search's time. 500 keep the relevance set whole at 145,000 and
+ * broad search's time. 300 keep the relevance set whole at 145,000 and
  * at 1,000,000 tracks, with the same first ten results for every query of
- * it as 1,000 (2,000 before that: 7% more searches a second, p99 15% lower
- * at a million; 1,000 to 500: a tenth less of the database's time there,
- * the heaviest queries a fifth less). The facets and the total count
- * these.
+ * it as 500, for the bench's user with 5,000 likes (2,000 before that,
+ * then 1,000: 7% more searches a second, p99 15% lower at a million;
+ * 1,000 to 500: a tenth less of the database's time there, the heaviest
+ * queries a fifth less; 500 to 300, on search's own two workers: 1,413-
+ * 1,444 req/s against 1,284-1,301, p99 17.0-18.1 ms against 19.0-20.2, 16
+ * connections flat out in turn). The facets and the total count these.
  */
-#define HIT_LIMIT	500
+#define HIT_LIMIT	300
 /*
  * The caller's likes and plays can lift the best LIFT_WINDOW of the hits
  * (by text and popularity); the rest follow in that order. Each lifted

@@ -455,11 +455,11 @@ test_search_pages_reach_every_hit(void)
 }
 
 /*
- * A search ranks the 500 most popular of its matches. They are asked of
- * the popular band's index (popularity 25 and over) first and of the
- * rest's for what the band leaves (sql/021_search_bands.sql): with the
- * band short of 500 (about 450 of 600 matches in it) and with the band
- * holding more (about 530 of 700), the hits are exactly the 500 most
+ * A search ranks the 300 most popular of its matches (HIT_LIMIT). They
+ * are asked of the popular band's index (popularity 25 and over) first and
+ * of the rest's for what the band leaves (sql/021_search_bands.sql): with
+ * the band short of 300 (about 270 of 360 matches in it) and with the band
+ * holding more (about 320 of 430), the hits are exactly the 300 most
  * popular, by popularity and then id, each once.
  */
 static void
@@ -467,15 +467,15 @@ test_search_keeps_the_most_popular_across_the_band(void)
 {
 	static char	 seen[600][37];
 	static int	 pops[600];
-	const int	 sizes[] = { 600, 700 };
+	const int	 sizes[] = { 360, 430 };
 	int		 c;
 
 	expect(fixtures() == 0);
 	for (c = 0; c < 2; c++) {
 		char		 word[32], last[64];
-		const char	*id500;
+		const char	*idlast;
 		long long	 total;
-		int		 n, pages, p500, above = 0, in_band, i;
+		int		 n, pages, plast, above = 0, in_band, i;
 
 		snprintf(word, sizeof(word), "bandwalk%d%ld", c, run_id);
 		it_psql("INSERT INTO tracks (title, artist, album, genre, duration, year,"
@@ -484,22 +484,22 @@ test_search_keeps_the_most_popular_across_the_band(void)
 		    run_id, sizes[c]);
 		in_band = atoi(it_psql("SELECT count(*) FROM tracks WHERE title LIKE '%s %%'"
 		    " AND popularity >= 25", word));
-		expect(c == 0 ? in_band < 500 : in_band > 500);
-		/* the 500th of the most popular: popularity, then id */
+		expect(c == 0 ? in_band < 300 : in_band > 300);
+		/* the 300th of the most popular: popularity, then id */
 		snprintf(last, sizeof(last), "%s", it_psql("SELECT popularity || ' ' || id"
 		    " FROM tracks WHERE title LIKE '%s %%' ORDER BY popularity DESC, id"
-		    " OFFSET 499 LIMIT 1", word));
-		p500 = atoi(last);
-		id500 = strchr(last, ' ');
-		id500 = id500 != NULL ? id500 + 1 : "";
+		    " OFFSET 299 LIMIT 1", word));
+		plast = atoi(last);
+		idlast = strchr(last, ' ');
+		idlast = idlast != NULL ? idlast + 1 : "";
 		n = search_walk(word, seen, pops, 600, &total, &pages);
-		expect(total == 500);
-		expect(n == 500);
+		expect(total == 300);
+		expect(n == 300);
 		expect(dups(seen, n) == 0);
 		for (i = 0; i < n; i++)
-			above += pops[i] > p500 ||
-			    (pops[i] == p500 && strcmp(seen[i], id500) <= 0);
-		expect(above == 500);
+			above += pops[i] > plast ||
+			    (pops[i] == plast && strcmp(seen[i], idlast) <= 0);
+		expect(above == 300);
 	}
 }
 
