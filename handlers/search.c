@@ -38,9 +38,12 @@
  * it as 500, for the bench's user with 5,000 likes (2,000 before that,
  * then 1,000: 7% more searches a second, p99 15% lower at a million;
  * 1,000 to 500: a tenth less of the database's time there, the heaviest
- * queries a fifth less; 500 to 300, on search's own two workers: 1,413-
- * 1,444 req/s against 1,284-1,301, p99 17.0-18.1 ms against 19.0-20.2, 16
- * connections flat out in turn). The facets and the total count these.
+ * queries a fifth less; 500 to 300, on search's own two workers, 16
+ * connections flat out in turn: a first batch 1,303-1,369 req/s, p99
+ * 19.2-22.0 ms against 1,266-1,318 and 18.6-19.9, no clear gain; a second
+ * 1,413-1,444 against 1,284-1,301, p99 17.0-18.1 against 19.0-20.2; make
+ * bench p99 18.7 and 19.4 against 20.7 and 20.9). The facets and the
+ * total count these.
  */
 #define HIT_LIMIT	300
 /*
