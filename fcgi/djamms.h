@@ -202,6 +202,8 @@ int		 worker_busy(void);
 uint64_t	 slot_busy_us(const struct pool_slot *s, uint64_t now);
 /* Snapshot of the counters. OUT: *alive, *busy. */
 void		 pool_counts(int *alive, int *busy);
+/* Whether slot is one of search's workers (they come after the API's). */
+int		 pool_slot_is_search(int slot);
 
 /* ---- db.c ----------------------------------------------------------- */
 

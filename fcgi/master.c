@@ -142,7 +142,13 @@ bind_socket(const char *path)
 		unlink(path);
 		return -1;
 	}
-	log_info("listening", "\"socket\":\"%s\"", path);
+	{
+		char	 esc[256];
+
+		/* a path from the configuration: escaped into the JSON line */
+		json_escape_into(esc, 0, sizeof(esc), path);
+		log_info("listening", "\"socket\":\"%s\"", esc);
+	}
 	return fd;
 }
 
@@ -198,11 +204,11 @@ listen_open(void)
 	return 0;
 }
 
-/* Whether slot i is one of search's workers (they come after the API's). */
-static int
-search_slot(uint32_t i)
+int
+pool_slot_is_search(int slot)
 {
-	return i >= pool_shm->nslots - pool_shm->nsearch;
+	return pool_shm != NULL && slot >= 0 &&
+	    (uint32_t)slot >= pool_shm->nslots - pool_shm->nsearch;
 }
 
 static void
@@ -223,7 +229,7 @@ spawn(int i, int sigfd)
 		return;
 	}
 	if (pid == 0) {
-		int	 mine = search_slot((uint32_t)i) ? search_fd : listen_fd;
+		int	 mine = pool_slot_is_search(i) ? search_fd : listen_fd;
 
 		close(sigfd);
 		close(mine == search_fd ? listen_fd : search_fd);

@@ -155,8 +155,7 @@ worker_run(int slot, int listen_fd)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != master_pid)
 		_exit(0);
-	/* search's workers come after the API's (master.c) */
-	searcher = pool_shm != NULL && slot >= cfg.workers;
+	searcher = pool_slot_is_search(slot);
 	prctl(PR_SET_NAME, searcher ? "djamms-search" : "djamms-worker");
 
 	memset(&sa, 0, sizeof(sa));

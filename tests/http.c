@@ -485,6 +485,19 @@ it_new_playlist(const struct it_session *s, const char *name, int is_public,
 	return rc;
 }
 
+long long
+it_pool_counter(const char *name)
+{
+	struct http_res	 res = http_get("/api/system/status");
+	char		 path[128];
+	long long	 v;
+
+	snprintf(path, sizeof(path), "checks.pool.%s", name);
+	v = json_int(&res, path, -1);
+	http_free(&res);
+	return v;
+}
+
 long
 it_status(const char *method, const char *path, const char *token, const char *json)
 {

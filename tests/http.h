@@ -82,6 +82,8 @@ const char	*it_psql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int		 it_new_playlist(const struct it_session *s, const char *name,
 		    int is_public, char id[37]);
 /* The status of a JSON request with an optional bearer token. */
+/* A counter of the pool's status (checks.pool.NAME); -1 if it is not there. */
+long long	 it_pool_counter(const char *name);
 long		 it_status(const char *method, const char *path, const char *token,
 		    const char *json);
 

@@ -44,19 +44,6 @@ worker_pids(void)
 	    (long)m, (long)m);
 }
 
-static long long
-status_counter(const char *name)
-{
-	struct http_res	 res = http_get("/api/system/status");
-	char		 path[128];
-	long long	 v;
-
-	snprintf(path, sizeof(path), "checks.pool.%s", name);
-	v = json_int(&res, path, -1);
-	http_free(&res);
-	return v;
-}
-
 /* Poll until GET path answers want, up to ms. */
 static int
 wait_status(const char *path, long want, long ms)
@@ -622,7 +609,7 @@ test_socket_activation_passes_both_sockets(void)
 static void
 test_recycled_workers_lose_no_requests(void)
 {
-	long long	 before = status_counter("restarts");
+	long long	 before = it_pool_counter("restarts");
 	int		 i, failed = 0;
 
 	/* DJAMMS_MAX_REQUESTS is 300 (+jitter) here: 1500 requests recycle. */
@@ -634,7 +621,7 @@ test_recycled_workers_lose_no_requests(void)
 		http_free(&res);
 	}
 	expect(failed == 0);
-	expect(status_counter("restarts") > before);
+	expect(it_pool_counter("restarts") > before);
 }
 
 static void
@@ -642,7 +629,7 @@ test_killed_worker_is_respawned_and_nginx_keeps_serving(void)
 {
 	struct load	 l = { .path = "/api/health", .duration_ms = 3000 };
 	pthread_t	 th[4];
-	long long	 restarts = status_counter("restarts");
+	long long	 restarts = it_pool_counter("restarts");
 	long		 victim;
 
 	load_start(&l, th, 4);
@@ -656,8 +643,8 @@ test_killed_worker_is_respawned_and_nginx_keeps_serving(void)
 	expect(l.ok > 100);
 	expect(wait_status("/api/health", 200, 3000));
 	sleep_ms(500);
-	expect(status_counter("alive") == POOL_SLOTS);
-	expect(status_counter("restarts") > restarts);
+	expect(it_pool_counter("alive") == POOL_SLOTS);
+	expect(it_pool_counter("restarts") > restarts);
 }
 
 static void
@@ -691,23 +678,23 @@ test_reload_replaces_every_worker_without_dropping_requests(void)
 			t_fail(__FILE__, __LINE__, "worker %s survived the reload", tok);
 	}
 	/* a loaded machine (sanitizers) may take a moment to start the last */
-	for (waited = 0; waited < 30 && status_counter("alive") != POOL_SLOTS; waited++)
+	for (waited = 0; waited < 30 && it_pool_counter("alive") != POOL_SLOTS; waited++)
 		sleep_ms(100);
-	expect(status_counter("alive") == POOL_SLOTS);
+	expect(it_pool_counter("alive") == POOL_SLOTS);
 }
 
 static void
 test_stuck_request_is_killed_at_the_deadline(void)
 {
 	/* DJAMMS_REQUEST_TIMEOUT_MS is 2000 here. */
-	long long	 kills = status_counter("deadline_kills");
+	long long	 kills = it_pool_counter("deadline_kills");
 	struct http_res	 res = http_get("/api/_test/sleep?ms=6000");
 
 	expect(res.status == 502 || res.status == 504);
 	expect(json_str(&res, "error.code") != NULL);
 	expect(res.seconds < 3.5);	/* killed once, not replayed */
 	http_free(&res);
-	expect(status_counter("deadline_kills") == kills + 1);
+	expect(it_pool_counter("deadline_kills") == kills + 1);
 	expect(sh("grep 'request deadline exceeded' %s/log/djamms.log | "
 	    "grep -q '\"route\":\"/api/_test/sleep\"'", stack_dir) == 0);
 	expect(wait_status("/api/health", 200, 3000));
@@ -736,7 +723,7 @@ test_transactions_retry_serialization_failures(void)
 static void
 test_a_crashing_worker_is_respawned_with_back_off(void)
 {
-	long long	 crashes = status_counter("crashes");
+	long long	 crashes = it_pool_counter("crashes");
 	struct http_res	 res = http_json("POST", "/api/_test/crash", "{}");
 	int		 i;
 
@@ -746,13 +733,13 @@ test_a_crashing_worker_is_respawned_with_back_off(void)
 	http_free(&res);
 	expect(wait_status("/api/health", 200, 3000));
 	/* The master reaps asynchronously: give it a moment. */
-	for (i = 0; i < 20 && status_counter("crashes") == crashes; i++)
+	for (i = 0; i < 20 && it_pool_counter("crashes") == crashes; i++)
 		sleep_ms(100);
-	expect(status_counter("crashes") == crashes + 1);
+	expect(it_pool_counter("crashes") == crashes + 1);
 	expect(sh("grep '\"msg\":\"worker died\"' %s/log/djamms.log | "
 	    "grep -q '\"route\":\"/api/_test/crash\"'", stack_dir) == 0);
 	sleep_ms(500);
-	expect(status_counter("alive") == POOL_SLOTS);
+	expect(it_pool_counter("alive") == POOL_SLOTS);
 }
 
 static void
