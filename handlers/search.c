@@ -1250,7 +1250,9 @@ music_search(struct req *r)
  * then titles, artists and albums that do, most popular first. Each kind
  * looks at the first 1,000 names of the range at most, so a one-letter
  * prefix costs no more than a long one (its suggestions are then the most
- * popular of those, not of every name).
+ * popular of those, not of every name). The prefix indexes carry the name
+ * and the popularity (sql/022_suggest_index_only.sql), so those 1,000 are
+ * read from the index alone.
  *
  * The two halves are cached apart, so that typing costs the database
  * nothing once a prefix was asked for: the library's suggestions for a
