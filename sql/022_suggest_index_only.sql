@@ -8,8 +8,9 @@
 -- places: "bad" at a million tracks read 2,982 buffers and took 7-8 ms of
 -- the database's time; with the names and popularity in the indexes (an
 -- index-only scan) it reads 704 and takes 1.2 ms. Through nginx, 16
--- connections asking the bench's eight prefixes with the cache off: 2,698 and
--- 2,804 req/s, p99 10-11 ms, against 1,147 and 1,263, p99 23-29 ms.
+-- connections asking the bench's eight prefixes with the cache off, four
+-- runs: 2,698-3,168 req/s, p99 9.0-11.3 ms, against 1,147 and 1,263, p99
+-- 23-29 ms.
 --
 -- The cost is room: an index with included columns keeps every entry
 -- whole, where the old ones stored a repeated name once. At a million
